@@ -1,0 +1,56 @@
+// Per-row statistics shared by the CPU kernels; accumulation is always in double.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+namespace r2et_fast {
+
+// Pearson correlation of two rows of n values; NaN when either row is constant (undefined).
+template <typename T>
+double pearson_of(const T* x, const T* y, int64_t n) {
+  double mx = 0, my = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    mx += x[i];
+    my += y[i];
+  }
+  mx /= static_cast<double>(n);
+  my /= static_cast<double>(n);
+  double sxy = 0, sxx = 0, syy = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double dx = x[i] - mx, dy = y[i] - my;
+    sxy += dx * dy;
+    sxx += dx * dx;
+    syy += dy * dy;
+  }
+  const double denom = std::sqrt(sxx) * std::sqrt(syy);
+  return denom == 0.0 ? std::numeric_limits<double>::quiet_NaN() : sxy / denom;
+}
+
+// Cosine similarity a.b / (|a| |b|); NaN when either row is all zeros (undefined).
+template <typename T>
+double cosine_of(const T* x, const T* y, int64_t n) {
+  double sxy = 0, sxx = 0, syy = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double a = x[i], b = y[i];
+    sxy += a * b;
+    sxx += a * a;
+    syy += b * b;
+  }
+  const double denom = std::sqrt(sxx) * std::sqrt(syy);
+  return denom == 0.0 ? std::numeric_limits<double>::quiet_NaN() : sxy / denom;
+}
+
+// Mean squared difference |a - b|^2 / n.
+template <typename T>
+double mse_of(const T* x, const T* y, int64_t n) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double d = static_cast<double>(x[i]) - static_cast<double>(y[i]);
+    s += d * d;
+  }
+  return s / static_cast<double>(n);
+}
+
+}  // namespace r2et_fast

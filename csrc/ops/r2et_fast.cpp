@@ -1,0 +1,25 @@
+// The one op schema of the r2et_fast extension. Implementations register themselves per backend
+// (csrc/cpu/*_kernel.cpp, csrc/cuda/*_kernel.cu); autograd is registered from Python
+// (r2et_fast/_ops.py), so this file knows nothing about devices or gradients.
+#include <Python.h>
+#include <torch/library.h>
+
+TORCH_LIBRARY(r2et_fast, m) {
+  // Ranking. Order: descending value, ties broken by the lower feature index.
+  m.def("topk_indices(Tensor x, int k) -> Tensor");  // (B, k) int64, best first
+  m.def("ranks(Tensor x) -> Tensor");                 // (B, n) int64, 0 = largest
+  // Explanation similarity between two (B, n) batches; each returns (B,) in the input dtype.
+  m.def("precision_at_k(Tensor a, Tensor b, int k) -> Tensor");
+  m.def("kendall_tau(Tensor a, Tensor b) -> Tensor");               // tau-b, ties handled
+  m.def("kendall_tau_topk(Tensor a, Tensor b, int k) -> Tensor");   // tau-b on T_k(a)
+  m.def("spearman(Tensor a, Tensor b) -> Tensor");                  // average ranks for ties
+  m.def("pearson(Tensor a, Tensor b) -> Tensor");
+  m.def("mse(Tensor a, Tensor b) -> Tensor");
+  m.def("cosine(Tensor a, Tensor b) -> Tensor");
+}
+
+// `import r2et_fast._C` loads this library, which runs the static registrations above.
+PyMODINIT_FUNC PyInit__C(void) {
+  static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  return PyModule_Create(&module);
+}

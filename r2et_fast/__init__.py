@@ -1,0 +1,39 @@
+"""r2et_fast: fast, tested tools for the stability of saliency explanations.
+
+Public API: ranking and similarity ops (``r2et_fast.ops``, also re-exported here), batched metric
+callables (``r2et_fast.metrics``), differentiable explanations (``r2et_fast.explain``), and the
+backend switch (``set_backend``, ``use_backend``, ``backend``).
+"""
+
+from r2et_fast._backend import BACKENDS, backend, set_backend, use_backend
+from r2et_fast._ops import native_available
+from r2et_fast.ops import (
+    cosine,
+    kendall_tau,
+    kendall_tau_topk,
+    mse,
+    pearson,
+    precision_at_k,
+    ranks,
+    spearman,
+    topk_indices,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BACKENDS",
+    "backend",
+    "set_backend",
+    "use_backend",
+    "native_available",
+    "topk_indices",
+    "ranks",
+    "precision_at_k",
+    "kendall_tau",
+    "kendall_tau_topk",
+    "spearman",
+    "pearson",
+    "mse",
+    "cosine",
+]

@@ -1,0 +1,51 @@
+"""Loads the compiled extension (``r2et_fast._C``) once and answers what it provides.
+
+Importing the package never fails because of the extension: when it cannot be loaded, one warning
+is issued and every op runs on the plain-PyTorch reference backend.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+_load_error: str | None = None
+try:
+    from r2et_fast import _C  # noqa: F401  (registers torch.ops.r2et_fast.*)
+except ImportError as exc:  # not built, or built against another torch
+    _load_error = f"{type(exc).__name__}: {exc}"
+    warnings.warn(
+        "r2et_fast: the native extension could not be loaded "
+        f"({_load_error}); falling back to the slower plain-PyTorch reference backend. "
+        "Build it with `pip install --no-build-isolation -e .`.",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+else:
+    from r2et_fast import _autograd
+
+    _autograd.register()
+
+
+def native_available() -> bool:
+    """True when the compiled extension is loaded."""
+    return _load_error is None
+
+
+def load_error() -> str | None:
+    """Why the extension could not be loaded, or None."""
+    return _load_error
+
+
+def has_kernel(op: str, device_type: str) -> bool:
+    """True when ``r2et_fast::op`` has a native kernel for ``device_type`` ("cpu", "cuda")."""
+    if _load_error is not None:
+        return False
+    key = {"cpu": "CPU", "cuda": "CUDA"}.get(device_type)
+    return key is not None and torch._C._dispatch_has_kernel_for_dispatch_key(f"r2et_fast::{op}", key)
+
+
+def native(op: str):
+    """The native op ``torch.ops.r2et_fast.<op>``."""
+    return getattr(torch.ops.r2et_fast, op)

@@ -1,0 +1,87 @@
+"""The scalar score s(x) whose input gradient the explanations use, and its gradient.
+
+For a model with C >= 2 outputs z = f(x) and class c:
+
+* ``"logit"``: s = z_c
+* ``"prob"``:  s = softmax(z)_c
+* ``"loss"``:  s = -log softmax(z)_c (per-sample cross-entropy at label c)
+
+For a single-output model (C == 1) with logit z = f(x)[:, 0] and label c in {0, 1}:
+
+* ``"logit"``: s = z (the label is ignored)
+* ``"prob"``:  s = sigmoid(z) (the label is ignored)
+* ``"loss"``:  s = BCE-with-logits(z, c) = -c log sigmoid(z) - (1 - c) log(1 - sigmoid(z))
+
+With ``target=None`` the explained class is the prediction: argmax_j z_j, or 1[z > 0] if C == 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ._validation import check_model_output, check_target_range
+
+SCORES = ("logit", "prob", "loss")
+
+
+def predicted_class(out: torch.Tensor) -> torch.Tensor:
+    """Predicted class per row of scores (B, C): argmax, or 1[z > 0] for one output."""
+    out = out.detach()
+    if out.shape[1] == 1:
+        return (out[:, 0] > 0).to(torch.long)
+    return out.argmax(dim=1)
+
+
+def select_score(out: torch.Tensor, target: torch.Tensor, score: str) -> torch.Tensor:
+    """Per-sample score s (B,) from model outputs (B, C) and labels (B,)."""
+    if out.shape[1] == 1:
+        z = out[:, 0]
+        if score == "logit":
+            return z
+        if score == "prob":
+            return torch.sigmoid(z)
+        return F.binary_cross_entropy_with_logits(z, target.to(z.dtype), reduction="none")
+    idx = target.view(-1, 1)
+    if score == "logit":
+        return out.gather(1, idx).squeeze(1)
+    if score == "prob":
+        return torch.softmax(out, dim=1).gather(1, idx).squeeze(1)
+    return F.cross_entropy(out, target, reduction="none")
+
+
+def predict(model: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor) -> torch.Tensor:
+    """Predicted class of a clean batch (one forward pass without a graph)."""
+    with torch.no_grad():
+        out = check_model_output(model(inputs.detach()), inputs.shape[0])
+    return predicted_class(out)
+
+
+def score_gradient(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    z: torch.Tensor,
+    target: torch.Tensor | None,
+    score: str,
+    create_graph: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradient ds/dz of the per-sample score for a batch ``z`` that requires grad.
+
+    The per-sample scores are summed before differentiating; this gives each row its own
+    gradient as long as the model treats rows independently (no train-mode BatchNorm).
+    Returns ``(grad, target)``, where ``target`` is the resolved label tensor (B,).
+    """
+    with torch.enable_grad():
+        out = check_model_output(model(z), z.shape[0])
+        if target is None:
+            target = predicted_class(out)
+        else:
+            check_target_range(target, out.shape[1])
+        s = select_score(out, target, score).sum()
+        if not s.requires_grad:  # the score does not depend on z (or on anything)
+            return torch.zeros_like(z), target
+        (grad,) = torch.autograd.grad(s, z, create_graph=create_graph, allow_unused=True)
+    if grad is None:
+        grad = torch.zeros_like(z)
+    return grad, target

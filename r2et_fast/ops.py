@@ -1,0 +1,98 @@
+"""Public ranking and explanation-similarity ops, on the native or the reference backend.
+
+Every function takes ``(B, n)`` batches of maps (float32 or float64, one row per sample), checks its
+arguments (a ``ValueError``/``TypeError`` naming the argument), and runs on the backend chosen by
+``backend=`` or, if omitted, by ``r2et_fast.set_backend`` / ``R2ET_FAST_BACKEND``.
+
+Ranking order everywhere: descending value, ties broken by the lower feature index, so ``T_k`` is
+always a well-defined set. Correlations of a constant row are undefined and come back as NaN (as
+in scipy).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from r2et_fast import _backend, _ops, reference
+from r2et_fast import _validation as v
+
+__all__ = [
+    "topk_indices",
+    "ranks",
+    "precision_at_k",
+    "kendall_tau",
+    "kendall_tau_topk",
+    "spearman",
+    "pearson",
+    "mse",
+    "cosine",
+]
+
+
+def _run(op: str, tensors: dict[str, torch.Tensor], *args, backend: str | None):
+    first = next(iter(tensors.values()))
+    if _backend.resolve(op, first.device.type, backend) == "native":
+        return _ops.native(op)(*tensors.values(), *args)  # the kernel checks finiteness itself
+    for name, t in tensors.items():
+        v.check_finite(t, name)
+    return getattr(reference, op)(*tensors.values(), *args)
+
+
+def topk_indices(x: torch.Tensor, k: int, *, backend: str | None = None) -> torch.Tensor:
+    """(B, k) int64 indices of the k largest entries of each row, best first."""
+    v.check_maps(x, "x", min_features=2)
+    v.check_k(k, x.shape[1])
+    return _run("topk_indices", {"x": x}, k, backend=backend)
+
+
+def ranks(x: torch.Tensor, *, backend: str | None = None) -> torch.Tensor:
+    """(B, n) int64 ordinal rank of every entry within its row; 0 is the largest."""
+    v.check_maps(x, "x")
+    return _run("ranks", {"x": x}, backend=backend)
+
+
+def precision_at_k(a: torch.Tensor, b: torch.Tensor, k: int, *, backend: str | None = None):
+    """P@k = |T_k(a) ∩ T_k(b)| / k per row, O(n) per row."""
+    v.check_pair(a, b, min_features=2)
+    v.check_k(k, a.shape[1])
+    return _run("precision_at_k", {"a": a, "b": b}, k, backend=backend)
+
+
+def kendall_tau(a: torch.Tensor, b: torch.Tensor, *, backend: str | None = None) -> torch.Tensor:
+    """Kendall tau-b over all features per row (ties handled; O(n log n) natively)."""
+    v.check_pair(a, b, min_features=2)
+    return _run("kendall_tau", {"a": a, "b": b}, backend=backend)
+
+
+def kendall_tau_topk(a: torch.Tensor, b: torch.Tensor, k: int, *, backend: str | None = None):
+    """Kendall tau-b restricted to T_k(a), the k features ranked highest by ``a``.
+
+    With k = 1 the statistic is undefined (one feature has no pairs) and is NaN.
+    """
+    v.check_pair(a, b, min_features=2)
+    v.check_k(k, a.shape[1])
+    return _run("kendall_tau_topk", {"a": a, "b": b}, k, backend=backend)
+
+
+def spearman(a: torch.Tensor, b: torch.Tensor, *, backend: str | None = None) -> torch.Tensor:
+    """Spearman's rho per row (Pearson correlation of average ranks)."""
+    v.check_pair(a, b, min_features=2)
+    return _run("spearman", {"a": a, "b": b}, backend=backend)
+
+
+def pearson(a: torch.Tensor, b: torch.Tensor, *, backend: str | None = None) -> torch.Tensor:
+    """Pearson correlation per row. Differentiable on both backends."""
+    v.check_pair(a, b, min_features=2)
+    return _run("pearson", {"a": a, "b": b}, backend=backend)
+
+
+def mse(a: torch.Tensor, b: torch.Tensor, *, backend: str | None = None) -> torch.Tensor:
+    """Mean squared difference ||a - b||^2 / n per row. Differentiable on both backends."""
+    v.check_pair(a, b)
+    return _run("mse", {"a": a, "b": b}, backend=backend)
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor, *, backend: str | None = None) -> torch.Tensor:
+    """Cosine similarity per row. Differentiable on both backends."""
+    v.check_pair(a, b)
+    return _run("cosine", {"a": a, "b": b}, backend=backend)

@@ -1,0 +1,28 @@
+"""Plain-PyTorch twins of every native kernel.
+
+They are the oracle for the kernel tests and the baseline of the benchmarks: batched and vectorised
+as far as plain PyTorch allows, and written to be read. They assume validated input (the public
+wrappers in ``r2et_fast.ops`` check it).
+"""
+
+from r2et_fast.reference.ranking import (
+    kendall_tau,
+    kendall_tau_topk,
+    precision_at_k,
+    ranks,
+    spearman,
+    topk_indices,
+)
+from r2et_fast.reference.similarity import cosine, mse, pearson
+
+__all__ = [
+    "topk_indices",
+    "ranks",
+    "precision_at_k",
+    "kendall_tau",
+    "kendall_tau_topk",
+    "spearman",
+    "pearson",
+    "mse",
+    "cosine",
+]
