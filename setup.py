@@ -36,7 +36,7 @@ def _nvidia_include_dirs() -> list[str]:
 
 def _extension():
     sources = sorted(glob.glob("csrc/ops/*.cpp") + glob.glob("csrc/cpu/*.cpp"))
-    cxx_flags = ["-O3", "-std=c++17", "-fvisibility=hidden"]
+    cxx_flags = ["-O3", "-fvisibility=hidden"]
     # OpenMP drives at::parallel_for in torch's CPU wheels.
     cxx_flags.append("-fopenmp")
     include_dirs = [os.path.join(ROOT, "csrc")]

@@ -200,7 +200,9 @@ def test_single_output_model(score, x):
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
     # target=None predicts 1[z > 0]
     pred = (zs > 0).long()
-    torch.testing.assert_close(saliency(model, x, score=score), saliency(model, x, pred, score=score))
+    torch.testing.assert_close(
+        saliency(model, x, score=score), saliency(model, x, pred, score=score)
+    )
     for name in METHODS:
         out = explainer(name, model, score=score).attribute(x, target, create_graph=True)
         assert out.shape == x.shape and torch.isfinite(out).all()

@@ -68,6 +68,7 @@ def kendall_tau_topk(a: torch.Tensor, b: torch.Tensor, k: int) -> torch.Tensor:
 
 def average_ranks(x: torch.Tensor) -> torch.Tensor:
     """1-based ranks per row, ties sharing the mean of their positions (scipy's ``rankdata``)."""
+    x = x.contiguous()  # searchsorted copies (and warns) otherwise
     sorted_x = torch.sort(x, dim=1).values
     below = torch.searchsorted(sorted_x, x, right=False)  # entries strictly smaller
     upto = torch.searchsorted(sorted_x, x, right=True)  # entries smaller or equal

@@ -1,0 +1,53 @@
+# The README's two commands: `make run` and `make test`. Both create the environment when needed.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CUDA_VENV ?= .venv-cuda
+CUDA_PY := $(CUDA_VENV)/bin/python
+# The toolkit root is the folder whose bin/ holds nvcc (not its parent: the link needs lib64/).
+CUDA_HOME ?= $(shell d=$$(command -v nvcc) && dirname $$(dirname $$(readlink -f $$d)))
+CUDA_ARCH ?= 9.0
+CSRC := $(shell find csrc -type f) setup.py pyproject.toml
+
+.PHONY: env run demo test lint cuda-check bench clean
+
+$(VENV)/.deps: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+# Editable install; compiles the extension (CPU, or CPU + CUDA with a CUDA torch).
+$(VENV)/.built: $(VENV)/.deps $(CSRC)
+	MAX_JOBS=2 $(PY) -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps -e .
+	touch $@
+
+env: $(VENV)/.built
+
+run: env
+	$(VENV)/bin/r2et-fast demo
+
+lint: $(VENV)/.deps
+	$(VENV)/bin/ruff check .
+
+test: env lint
+	$(PY) -m pytest -q
+
+bench: env
+	$(PY) -m pytest benchmarks --benchmark-enable --benchmark-only \
+		--benchmark-json=benchmarks/results.json -q
+	$(PY) benchmarks/report.py benchmarks/results.json
+
+$(CUDA_VENV)/.deps: requirements-cuda.txt
+	$(PYTHON) -m venv $(CUDA_VENV)
+	$(CUDA_PY) -m pip install -q --disable-pip-version-check -r requirements-cuda.txt
+	touch $@
+
+# Proves csrc/cuda compiles and links against the CUDA build of torch, then imports it.
+cuda-check: $(CUDA_VENV)/.deps
+	@test -n "$(CUDA_HOME)" || { echo "cuda-check: nvcc not found (set CUDA_HOME)"; exit 1; }
+	CUDA_HOME=$(CUDA_HOME) TORCH_CUDA_ARCH_LIST=$(CUDA_ARCH) R2ET_FAST_FORCE_CUDA=1 MAX_JOBS=2 \
+		$(CUDA_PY) setup.py -q build_ext --build-lib build/cuda-check --build-temp build/cuda-check-tmp
+	$(CUDA_PY) scripts/cuda_check.py build/cuda-check
+
+clean:
+	rm -rf build r2et_fast/_C*.so *.egg-info

@@ -1,0 +1,121 @@
+"""Bad input raises a clear ValueError/TypeError naming the argument, on both backends and when the
+C++ ops are called directly (never a crash, never garbage)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import r2et_fast
+from python_tests.conftest import requires_native
+
+PAIR_OPS = ["kendall_tau", "spearman", "pearson", "mse", "cosine"]
+PAIR_K_OPS = ["precision_at_k", "kendall_tau_topk"]
+
+
+def good(batch=3, n=10, dtype=torch.float64):
+    return torch.randn(batch, n, dtype=dtype)
+
+
+def call(name, a, b=None, k=None, backend=None):
+    fn = getattr(r2et_fast, name)
+    args = [a] + ([b] if b is not None else []) + ([k] if k is not None else [])
+    return fn(*args, backend=backend) if backend else fn(*args)
+
+
+def pair_cases():
+    """(op, a, b, k, exception, pattern) for every pair op."""
+    cases = []
+    for name in PAIR_OPS + PAIR_K_OPS:
+        k = 3 if name in PAIR_K_OPS else None
+        nan = good()
+        nan[1, 2] = float("nan")
+        inf = good()
+        inf[0, 0] = float("inf")
+        cases += [
+            (name, nan, good(), k, ValueError, "a contains NaN or Inf"),
+            (name, good(), inf, k, ValueError, "b contains NaN or Inf"),
+            (name, good()[0], good(), k, ValueError, "a must be a 2-D"),
+            (name, good(), good(4, 10), k, ValueError, "same shape"),
+            (name, good(), good(3, 11), k, ValueError, "same shape"),
+            (name, good().long(), good().long(), k, TypeError, "a must be float32 or float64"),
+            (name, good().half(), good().half(), k, TypeError, "a must be float32 or float64"),
+            (name, good(), good(dtype=torch.float32), k, TypeError, "same dtype"),
+            (name, good(0, 10), good(0, 10), k, ValueError, "a has an empty batch"),
+            (name, good(), good().to("meta"), k, ValueError, "same device"),
+            (name, [[1.0, 2.0]], good(), k, TypeError, "a must be a torch.Tensor"),
+        ]
+    for name in PAIR_K_OPS:
+        cases += [
+            (name, good(), good(), 0, ValueError, "k must satisfy"),
+            (name, good(), good(), -1, ValueError, "k must satisfy"),
+            (name, good(), good(), 10, ValueError, "k must satisfy"),
+            (name, good(), good(), 2.5, TypeError, "k must be an int"),
+        ]
+    return cases
+
+
+@pytest.mark.parametrize("name,a,b,k,exc,pattern", pair_cases())
+def test_pair_ops_reject(backend, name, a, b, k, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        call(name, a, b, k, backend=backend)
+
+
+@pytest.mark.parametrize("name", ["topk_indices", "ranks"])
+def test_single_map_ops_reject(backend, name):
+    k = 2 if name == "topk_indices" else None
+    nan = good()
+    nan[0, 1] = float("nan")
+    with pytest.raises(ValueError, match="x contains NaN or Inf"):
+        call(name, nan, k=k, backend=backend)
+    with pytest.raises(ValueError, match="x must be a 2-D"):
+        call(name, good()[None], k=k, backend=backend)
+    with pytest.raises(TypeError, match="x must be float32 or float64"):
+        call(name, good().to(torch.bfloat16), k=k, backend=backend)
+    with pytest.raises(ValueError, match="x has an empty batch"):
+        call(name, good(0, 5), k=k, backend=backend)
+    if k is not None:
+        with pytest.raises(ValueError, match="k must satisfy"):
+            call(name, good(), k=10, backend=backend)
+
+
+def test_unknown_backend_is_rejected():
+    with pytest.raises(ValueError, match="backend must be one of"):
+        r2et_fast.mse(good(), good(), backend="fast")
+
+
+# ---- the C++ layer itself: same exceptions, no Python checks in front of it ------------------
+
+@requires_native
+@pytest.mark.parametrize("name", PAIR_OPS + PAIR_K_OPS)
+def test_cpp_layer_rejects(name):
+    op = getattr(torch.ops.r2et_fast, name)
+    extra = [3] if name in PAIR_K_OPS else []
+    nan = good()
+    nan[2, 9] = float("nan")
+    with pytest.raises(ValueError, match="a contains NaN or Inf"):
+        op(nan, good(), *extra)
+    with pytest.raises(ValueError, match="same shape"):
+        op(good(), good(2, 10), *extra)
+    with pytest.raises(ValueError, match="a must be a 2-D"):
+        op(good()[0], good()[0], *extra)
+    with pytest.raises(TypeError, match="a must be float32 or float64"):
+        op(good().int(), good().int(), *extra)
+    with pytest.raises(TypeError, match="same dtype"):
+        op(good(), good().float(), *extra)
+    with pytest.raises(ValueError, match="empty batch"):
+        op(good(0, 10), good(0, 10), *extra)
+    if extra:
+        for k in (0, 10, 11):
+            with pytest.raises(ValueError, match="k must satisfy"):
+                op(good(), good(), k)
+
+
+@requires_native
+def test_cpp_layer_rejects_single_map():
+    with pytest.raises(ValueError, match="k must satisfy"):
+        torch.ops.r2et_fast.topk_indices(good(), 0)
+    with pytest.raises(ValueError, match="x contains NaN or Inf"):
+        torch.ops.r2et_fast.ranks(torch.full((2, 3), float("inf")))
+    with pytest.raises(ValueError, match="x needs at least 2 features"):
+        torch.ops.r2et_fast.topk_indices(good(2, 1), 1)
