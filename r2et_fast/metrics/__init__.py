@@ -1,0 +1,32 @@
+"""Batched explanation-similarity metrics as callables (Quantus style).
+
+Hyper-parameters go to ``__init__``, data to ``__call__(a, b)``: two batches of explanations of
+the same shape ``(B, ...)`` (flattened per sample) give one value per sample, shape ``(B,)``.
+The functional forms are the ops in :mod:`r2et_fast.ops`.
+"""
+
+from r2et_fast.metrics._similarity import (
+    MSE,
+    SIMILARITY_METRICS,
+    Cosine,
+    KendallTau,
+    KendallTauTopK,
+    Pearson,
+    PrecisionAtK,
+    SimilarityMetric,
+    Spearman,
+    rank_metrics,
+)
+
+__all__ = [
+    "SimilarityMetric",
+    "PrecisionAtK",
+    "KendallTau",
+    "KendallTauTopK",
+    "Spearman",
+    "Pearson",
+    "MSE",
+    "Cosine",
+    "SIMILARITY_METRICS",
+    "rank_metrics",
+]
