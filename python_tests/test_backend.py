@@ -61,7 +61,8 @@ def test_package_works_without_the_extension(tmp_path):
     code = (
         # an editable install's import hook would otherwise find the built library in the checkout
         "import sys\n"
-        "sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in str(getattr(f, '__module__', ''))]\n"
+        "sys.meta_path[:] = [f for f in sys.meta_path\n"
+        "                    if '__editable__' not in str(getattr(f, '__module__', ''))]\n"
         "import warnings, torch\n"
         "with warnings.catch_warnings(record=True) as w:\n"
         "    warnings.simplefilter('always')\n"

@@ -1,4 +1,6 @@
-"""Checks a CUDA build of the r2et_fast extension: usage ``python scripts/cuda_check.py BUILD_LIB_DIR``.
+"""Checks a CUDA build of the r2et_fast extension.
+
+Usage: ``python scripts/cuda_check.py BUILD_LIB_DIR``.
 
 Loads ``BUILD_LIB_DIR/r2et_fast/_C*.so`` and asserts that every op has a CPU and a CUDA kernel. On a
 machine without a GPU that proves the CUDA code compiled and linked; with a GPU it also runs every
@@ -19,11 +21,12 @@ ATOL = 1e-10
 
 
 def _inputs(op: str, gen: torch.Generator) -> tuple:
-    """Small float64 inputs for ``op``: rounded so that rows contain ties; the last row is constant."""
+    """Small float64 inputs for ``op``, rounded so that rows contain ties; the last row of a is
+    constant (undefined correlations: NaN must agree too)."""
     rows, n = 5, 37
     a = torch.round(torch.randn(rows, n, generator=gen, dtype=torch.float64) * 3) / 3
     b = torch.round(torch.randn(rows, n, generator=gen, dtype=torch.float64) * 3) / 3
-    a[-1] = 1.0  # undefined correlations (NaN) must agree too
+    a[-1] = 1.0
     if op == "topk_indices":
         return (a, 5)
     if op == "ranks":

@@ -70,7 +70,8 @@ __global__ void precision_rows_kernel(const int64_t* order_a, const int64_t* ran
                                       int64_t k, T* out) {
   const int64_t r = blockIdx.x;
   long long hits = 0;
-  for (int64_t i = threadIdx.x; i < k; i += blockDim.x) hits += ranks_b[r * n + order_a[r * n + i]] < k;
+  for (int64_t i = threadIdx.x; i < k; i += blockDim.x)
+    hits += ranks_b[r * n + order_a[r * n + i]] < k;
   hits = block_sum(hits);
   if (threadIdx.x == 0)
     out[r] = static_cast<T>(static_cast<double>(hits) / static_cast<double>(k));
@@ -81,7 +82,8 @@ __global__ void precision_rows_kernel(const int64_t* order_a, const int64_t* ran
 // sign(x_i - x_j) * sign(y_i - y_j), #pairs with x_i != x_j, #pairs with y_i != y_j}. The first sum
 // is signed: unsigned 64-bit atomics wrap modulo 2^64, which is two's complement addition.
 template <typename T>
-__global__ void kendall_pairs_kernel(const T* x, const T* y, int64_t m, unsigned long long* counts) {
+__global__ void kendall_pairs_kernel(const T* x, const T* y, int64_t m,
+                                     unsigned long long* counts) {
   const int64_t row = blockIdx.x;
   const int64_t i = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
   const T* xr = x + row * m;
@@ -115,7 +117,8 @@ __global__ void kendall_finalize_kernel(const int64_t* counts, int64_t rows, T* 
        r += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const double denom = sqrt(static_cast<double>(counts[3 * r + 1])) *
                          sqrt(static_cast<double>(counts[3 * r + 2]));
-    out[r] = static_cast<T>(denom == 0.0 ? CUDART_NAN : static_cast<double>(counts[3 * r]) / denom);
+    const double tau = static_cast<double>(counts[3 * r]) / denom;
+    out[r] = static_cast<T>(denom == 0.0 ? gpu::quiet_nan() : tau);
   }
 }
 
@@ -167,7 +170,8 @@ __global__ void average_ranks_kernel(const T* x, const T* sorted, int64_t rows, 
 
 at::Tensor average_ranks(const at::Tensor& x) {
   const int64_t rows = x.size(0), n = x.size(1);
-  const at::Tensor sorted = std::get<0>(at::sort(x, /*dim=*/int64_t{1}, /*descending=*/false)).contiguous();
+  const at::Tensor sorted =
+      std::get<0>(at::sort(x, /*dim=*/int64_t{1}, /*descending=*/false)).contiguous();
   at::Tensor out = at::empty({rows, n}, x.options().dtype(at::kDouble));
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "r2et_fast_average_ranks_cuda", [&] {
     average_ranks_kernel<scalar_t><<<element_blocks(rows * n), kElementThreads, 0,

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <c10/util/Exception.h>
-#include <math_constants.h>
 
 #include <cstdint>
 #include <limits>
@@ -16,9 +15,14 @@ constexpr int kRowThreads = 256;
 
 // Grid of one block per row (gridDim.x allows up to 2^31 - 1 blocks).
 inline dim3 row_grid(int64_t rows) {
-  TORCH_CHECK(rows <= std::numeric_limits<int>::max(), "r2et_fast CUDA: too many rows (", rows, ")");
+  TORCH_CHECK(rows <= std::numeric_limits<int>::max(), "r2et_fast CUDA: too many rows (", rows,
+              ")");
   return dim3(static_cast<unsigned>(rows));
 }
+
+// The NaN the CPU kernels return for undefined statistics, std::numeric_limits<double>::quiet_NaN()
+// (CUDART_NAN would differ: it has the sign bit set).
+__device__ inline double quiet_nan() { return __longlong_as_double(0x7ff8000000000000LL); }
 
 template <typename T>
 __device__ T warp_sum(T v) {
@@ -64,7 +68,7 @@ __device__ double block_pearson(const T* x, const T* y, int64_t n) {
   sxx = block_sum(sxx);
   syy = block_sum(syy);
   const double denom = sqrt(sxx) * sqrt(syy);
-  return denom == 0.0 ? CUDART_NAN : sxy / denom;
+  return denom == 0.0 ? quiet_nan() : sxy / denom;
 }
 
 // out[r] = Pearson of row r of x and y; launch with one block of kRowThreads per row. InT is the

@@ -34,7 +34,7 @@ __global__ void cosine_rows_kernel(const T* x, const T* y, int64_t n, T* out) {
   sxx = block_sum(sxx);
   syy = block_sum(syy);
   const double denom = sqrt(sxx) * sqrt(syy);
-  if (threadIdx.x == 0) out[r] = static_cast<T>(denom == 0.0 ? CUDART_NAN : sxy / denom);
+  if (threadIdx.x == 0) out[r] = static_cast<T>(denom == 0.0 ? gpu::quiet_nan() : sxy / denom);
 }
 
 // Mean squared difference |a - b|^2 / n.
@@ -71,7 +71,8 @@ at::Tensor rowwise_cuda(const at::Tensor& a_in, const at::Tensor& b_in, Stat sta
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
     switch (stat) {
       case Stat::kPearson:
-        gpu::pearson_rows_kernel<scalar_t, scalar_t><<<grid, kRowThreads, 0, stream>>>(ap, bp, n, op);
+        gpu::pearson_rows_kernel<scalar_t, scalar_t>
+            <<<grid, kRowThreads, 0, stream>>>(ap, bp, n, op);
         break;
       case Stat::kMse:
         mse_rows_kernel<scalar_t><<<grid, kRowThreads, 0, stream>>>(ap, bp, n, op);
