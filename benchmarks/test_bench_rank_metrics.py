@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.stats
-import torch
 
 import r2et_fast
 from benchmarks.conftest import K
