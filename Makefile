@@ -4,8 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CUDA_VENV ?= .venv-cuda
 CUDA_PY := $(CUDA_VENV)/bin/python
-# The toolkit root is the folder whose bin/ holds nvcc (not its parent: the link needs lib64/).
-CUDA_HOME ?= $(shell d=$$(command -v nvcc) && dirname $$(dirname $$(readlink -f $$d)))
+# The toolkit root: the folder whose bin/ holds nvcc and lib64/ libcudart (see the script).
+CUDA_HOME ?= $(shell sh scripts/find_cuda_home.sh)
 CUDA_ARCH ?= 9.0
 CSRC := $(shell find csrc -type f) setup.py pyproject.toml
 

@@ -17,6 +17,7 @@ from r2et_fast.ops import (
     ranks,
     spearman,
     topk_indices,
+    topk_pair_gap,
 )
 
 __version__ = "0.1.0"
@@ -36,4 +37,5 @@ __all__ = [
     "pearson",
     "mse",
     "cosine",
+    "topk_pair_gap",
 ]

@@ -26,7 +26,11 @@ __all__ = [
     "pearson",
     "mse",
     "cosine",
+    "topk_pair_gap",
 ]
+
+PAIR_SELECTIONS = ("all", "anchor", "mm")
+GAP_TRANSFORMS = ("linear", "exp")
 
 
 def _run(op: str, tensors: dict[str, torch.Tensor], *args, backend: str | None):
@@ -96,3 +100,44 @@ def cosine(a: torch.Tensor, b: torch.Tensor, *, backend: str | None = None) -> t
     """Cosine similarity per row. Differentiable on both backends."""
     v.check_pair(a, b)
     return _run("cosine", {"a": a, "b": b}, backend=backend)
+
+
+def _default_n_pairs(pairs: str, k: int, n: int, n_pairs: int | None) -> int:
+    if pairs == "all":
+        return 0  # every pair (T_k x rest) is used; n_pairs does not apply
+    if n_pairs is None:
+        return k if pairs == "anchor" else min(k, n - k)
+    v.check_positive_int(n_pairs, "n_pairs")
+    if pairs == "mm" and n_pairs > min(k, n - k):
+        raise ValueError(f"n_pairs must satisfy 1 <= n_pairs <= min(k, n_features - k) = {min(k, n - k)} "
+                         f"for pairs='mm', got {n_pairs}")
+    return n_pairs
+
+
+def topk_pair_gap(maps: torch.Tensor, k: int, pairs: str = "all", transform: str = "linear",
+                  n_pairs: int | None = None, *, backend: str | None = None) -> torch.Tensor:
+    """R2ET's top-k pair-gap term G_k per row (SPEC §3); differentiable w.r.t. ``maps``.
+
+    The ranking (T_k and the pairs) is taken from ``maps`` and detached; the gaps
+    h = I_i - I_j carry the gradient (twice differentiable).
+
+    Args:
+        maps: (B, n) explanations.
+        k: size of the top-k set, 1 <= k < n.
+        pairs: ``"all"`` (T_k x rest, O(n) by factorisation), ``"anchor"`` (the k-th feature
+            against the ``n_pairs`` ranks just above and below it; default N = k) or ``"mm"``
+            (the ``n_pairs`` = k' closest pairs across the border, rank by rank; default
+            min(k, n - k)).
+        transform: ``"linear"`` sums h; ``"exp"`` sums -exp(-h) (bounded above by 0).
+    """
+    v.check_maps(maps, "maps", min_features=2)
+    v.check_k(k, maps.shape[1])
+    if pairs not in PAIR_SELECTIONS:
+        raise ValueError(f"pairs must be one of {PAIR_SELECTIONS}, got {pairs!r}")
+    if transform not in GAP_TRANSFORMS:
+        raise ValueError(f"transform must be one of {GAP_TRANSFORMS}, got {transform!r}")
+    n_pairs = _default_n_pairs(pairs, k, maps.shape[1], n_pairs)
+    if _backend.resolve("topk_pair_gap", maps.device.type, backend) == "native":
+        return _ops.native("topk_pair_gap")(maps, k, pairs, transform, n_pairs)[0]
+    v.check_finite(maps, "maps")
+    return reference.topk_pair_gap(maps, k, pairs, transform, n_pairs)

@@ -16,6 +16,13 @@ TORCH_LIBRARY(r2et_fast, m) {
   m.def("pearson(Tensor a, Tensor b) -> Tensor");
   m.def("mse(Tensor a, Tensor b) -> Tensor");
   m.def("cosine(Tensor a, Tensor b) -> Tensor");
+  // R2ET's top-k pair-gap term G_k per row (ranking detached). pairs: all | anchor | mm;
+  // transform: linear | exp. Returns (gap (B,), hi, lo): the chosen indices, for the backward
+  // (pairs='all': hi = T_k (B, k), lo empty; otherwise pair p is hi[:, p] ranked above lo[:, p]).
+  m.def("topk_pair_gap(Tensor maps, int k, str pairs, str transform, int n_pairs)"
+        " -> (Tensor, Tensor, Tensor)");
+  m.def("topk_pair_gap_backward(Tensor grad, Tensor maps, Tensor hi, Tensor lo, str pairs,"
+        " str transform) -> Tensor");
 }
 
 // `import r2et_fast._C` loads this library, which runs the static registrations above.

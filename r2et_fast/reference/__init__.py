@@ -13,6 +13,7 @@ from r2et_fast.reference.ranking import (
     spearman,
     topk_indices,
 )
+from r2et_fast.reference.regularizers import topk_pair_gap
 from r2et_fast.reference.similarity import cosine, mse, pearson
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "pearson",
     "mse",
     "cosine",
+    "topk_pair_gap",
 ]

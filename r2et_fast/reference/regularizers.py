@@ -1,0 +1,63 @@
+"""Reference twins of the R2ET regulariser ops, plain PyTorch and differentiable by autograd."""
+
+from __future__ import annotations
+
+import torch
+
+from r2et_fast.reference.ranking import _order
+
+
+def pair_rank_positions(pairs: str, k: int, n: int, n_pairs: int) -> tuple[list[int], list[int]]:
+    """Rank positions (0 = best) of the explicit pairs; pair p has hi[p] ranked above lo[p].
+
+    anchor (N): the k-th feature (rank k-1) against the N ranks just above and the N just below;
+    mm (k'): rank k-1-m against rank k+m for m < k' (the closest pairs across the top-k border).
+    """
+    if pairs == "anchor":
+        above, below = min(n_pairs, k - 1), min(n_pairs, n - k)
+        hi = [k - 1 - t for t in range(1, above + 1)] + [k - 1] * below
+        lo = [k - 1] * above + [k - 1 + t for t in range(1, below + 1)]
+        return hi, lo
+    return [k - 1 - m for m in range(n_pairs)], [k + m for m in range(n_pairs)]
+
+
+def _top_mask(maps: torch.Tensor, k: int) -> torch.Tensor:
+    top = _order(maps.detach())[:, :k]
+    return torch.zeros(maps.shape, dtype=torch.bool, device=maps.device).scatter_(1, top, True)
+
+
+def topk_pair_gap(maps: torch.Tensor, k: int, pairs: str = "all", transform: str = "linear",
+                  n_pairs: int = 0) -> torch.Tensor:
+    """G_k per row: the (transformed) gaps between top-k features and the rest; ranking detached."""
+    n = maps.shape[1]
+    if pairs == "all":
+        in_top = _top_mask(maps, k)
+        if transform == "linear":  # (n-k) sum_T I - k sum_rest I, without forming the k(n-k) pairs
+            return n * (maps * in_top).sum(dim=1) - k * maps.sum(dim=1)
+        neg_inf = torch.tensor(float("-inf"), dtype=maps.dtype, device=maps.device)
+        log_a = torch.logsumexp(torch.where(in_top, -maps, neg_inf), dim=1)
+        log_r = torch.logsumexp(torch.where(in_top, neg_inf, maps), dim=1)
+        return -torch.exp(log_a + log_r)
+    hi_rank, lo_rank = pair_rank_positions(pairs, k, n, n_pairs)
+    order = _order(maps.detach())
+    h = maps.gather(1, order[:, hi_rank]) - maps.gather(1, order[:, lo_rank])
+    return h.sum(dim=1) if transform == "linear" else -torch.exp(-h).sum(dim=1)
+
+
+def topk_pair_gap_backward(grad: torch.Tensor, maps: torch.Tensor, hi: torch.Tensor, lo: torch.Tensor,
+                           pairs: str, transform: str) -> torch.Tensor:
+    """dG/dmaps times ``grad`` from the chosen indices (the native backward's twin, differentiable)."""
+    n = maps.shape[1]
+    g = grad[:, None]
+    if pairs == "all":
+        k = hi.shape[1]
+        in_top = torch.zeros(maps.shape, dtype=torch.bool, device=maps.device).scatter_(1, hi, True)
+        if transform == "linear":
+            return g * torch.where(in_top, float(n - k), float(-k)).to(maps.dtype)
+        neg_inf = torch.tensor(float("-inf"), dtype=maps.dtype, device=maps.device)
+        log_a = torch.logsumexp(torch.where(in_top, -maps, neg_inf), dim=1, keepdim=True)
+        log_r = torch.logsumexp(torch.where(in_top, neg_inf, maps), dim=1, keepdim=True)
+        return g * torch.where(in_top, torch.exp(-maps + log_r), -torch.exp(maps + log_a))
+    coef = g.expand(hi.shape) if transform == "linear" else g * torch.exp(
+        -(maps.gather(1, hi) - maps.gather(1, lo)))
+    return torch.zeros_like(maps).scatter_add(1, hi, coef).scatter_add(1, lo, -coef)
