@@ -9,6 +9,7 @@ from r2et_fast._backend import BACKENDS, backend, set_backend, use_backend
 from r2et_fast._ops import native_available
 from r2et_fast.ops import (
     cosine,
+    hessian_fd_norm,
     kendall_tau,
     kendall_tau_topk,
     mse,
@@ -38,4 +39,5 @@ __all__ = [
     "mse",
     "cosine",
     "topk_pair_gap",
+    "hessian_fd_norm",
 ]

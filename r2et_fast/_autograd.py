@@ -25,6 +25,9 @@ def _register_fakes() -> None:
     torch.library.register_fake("r2et_fast::topk_pair_gap")(_pair_gap_fake)
     torch.library.register_fake("r2et_fast::topk_pair_gap_backward")(
         lambda grad, maps, hi, lo, pairs, transform: torch.empty_like(maps))
+    torch.library.register_fake("r2et_fast::hessian_fd_norm")(lambda gx, gxv, kappa: _per_row(gx, gxv))
+    torch.library.register_fake("r2et_fast::hessian_fd_norm_backward")(
+        lambda grad, gx, gxv, kappa: (torch.empty_like(gx), torch.empty_like(gx)))
 
 
 def _pair_gap_fake(maps, k, pairs, transform, n_pairs):
@@ -81,6 +84,24 @@ def _pair_gap_backward(ctx, grad_gap, _grad_hi, _grad_lo):
     return grad, None, None, None, None
 
 
+def _twin_double_backward(twin, ctx, upstreams, n_diff: int, args: tuple):
+    """Second derivatives of a native backward op by differentiating its plain-PyTorch twin.
+
+    They are rare (gradgradcheck, Hessian-vector products through a regulariser), so a third
+    kernel is not worth it. ``ctx.saved_tensors[:n_diff]`` are the differentiable inputs.
+    """
+    saved = ctx.saved_tensors
+    create_graph = torch.is_grad_enabled()  # True under backward(create_graph=True)
+    with torch.enable_grad():
+        leaves = [t.detach().requires_grad_() for t in saved[:n_diff]]
+        outs = twin(*leaves, *saved[n_diff:], *args)
+        outs = outs if isinstance(outs, tuple) else (outs,)
+        pairs = [(o, u) for o, u in zip(outs, upstreams) if u is not None]
+        grads = torch.autograd.grad([o for o, _ in pairs], leaves, [u for _, u in pairs],
+                                    allow_unused=True, create_graph=create_graph)
+    return tuple(torch.zeros_like(leaf) if g is None else g for leaf, g in zip(leaves, grads))
+
+
 def _pair_gap_backward_setup(ctx, inputs, output) -> None:
     grad, maps, hi, lo, pairs, transform = inputs
     ctx.save_for_backward(grad, maps, hi, lo)
@@ -88,19 +109,37 @@ def _pair_gap_backward_setup(ctx, inputs, output) -> None:
 
 
 def _pair_gap_double_backward(ctx, upstream):
-    # Second derivatives are rare (gradgradcheck, Hessian-vector products): differentiate the
-    # plain-PyTorch twin of the backward instead of writing a third kernel.
     from r2et_fast.reference.regularizers import topk_pair_gap_backward
 
-    grad, maps, hi, lo = ctx.saved_tensors
-    create_graph = torch.is_grad_enabled()  # True under backward(create_graph=True)
-    with torch.enable_grad():
-        grad_, maps_ = grad.detach().requires_grad_(), maps.detach().requires_grad_()
-        out = topk_pair_gap_backward(grad_, maps_, hi, lo, ctx.pairs, ctx.transform)
-        d_grad, d_maps = torch.autograd.grad(out, (grad_, maps_), upstream, allow_unused=True,
-                                             create_graph=create_graph)
-    d_maps = torch.zeros_like(maps) if d_maps is None else d_maps
+    d_grad, d_maps = _twin_double_backward(topk_pair_gap_backward, ctx, (upstream,), 2,
+                                           (ctx.pairs, ctx.transform))
     return d_grad, d_maps, None, None, None, None
+
+
+def _hessian_setup(ctx, inputs, output) -> None:
+    grad_x, grad_xv, kappa = inputs
+    ctx.save_for_backward(grad_x, grad_xv)
+    ctx.kappa = kappa
+
+
+def _hessian_backward(ctx, grad):
+    grad_x, grad_xv = ctx.saved_tensors
+    d_x, d_xv = torch.ops.r2et_fast.hessian_fd_norm_backward(grad.contiguous(), grad_x, grad_xv, ctx.kappa)
+    return d_x, d_xv, None
+
+
+def _hessian_backward_setup(ctx, inputs, output) -> None:
+    grad, grad_x, grad_xv, kappa = inputs
+    ctx.save_for_backward(grad, grad_x, grad_xv)
+    ctx.kappa = kappa
+
+
+def _hessian_double_backward(ctx, up_x, up_xv):
+    from r2et_fast.reference.regularizers import hessian_fd_norm_backward
+
+    d_grad, d_x, d_xv = _twin_double_backward(hessian_fd_norm_backward, ctx, (up_x, up_xv), 3,
+                                              (ctx.kappa,))
+    return d_grad, d_x, d_xv, None
 
 
 def register() -> None:
@@ -109,6 +148,10 @@ def register() -> None:
                                     setup_context=_pair_gap_setup)
     torch.library.register_autograd("r2et_fast::topk_pair_gap_backward", _pair_gap_double_backward,
                                     setup_context=_pair_gap_backward_setup)
+    torch.library.register_autograd("r2et_fast::hessian_fd_norm", _hessian_backward,
+                                    setup_context=_hessian_setup)
+    torch.library.register_autograd("r2et_fast::hessian_fd_norm_backward", _hessian_double_backward,
+                                    setup_context=_hessian_backward_setup)
     for op, backward in (("mse", _mse_backward), ("cosine", _cosine_backward),
                          ("pearson", _pearson_backward)):
         torch.library.register_autograd(f"r2et_fast::{op}", backward, setup_context=_save_inputs)

@@ -27,6 +27,7 @@ __all__ = [
     "mse",
     "cosine",
     "topk_pair_gap",
+    "hessian_fd_norm",
 ]
 
 PAIR_SELECTIONS = ("all", "anchor", "mm")
@@ -141,3 +142,18 @@ def topk_pair_gap(maps: torch.Tensor, k: int, pairs: str = "all", transform: str
         return _ops.native("topk_pair_gap")(maps, k, pairs, transform, n_pairs)[0]
     v.check_finite(maps, "maps")
     return reference.topk_pair_gap(maps, k, pairs, transform, n_pairs)
+
+
+def hessian_fd_norm(grad_x: torch.Tensor, grad_xv: torch.Tensor, kappa: float = 1e-3, *,
+                    backend: str | None = None) -> torch.Tensor:
+    """R2ET's finite-difference Hessian norm per row: ||grad_xv - grad_x||_2 / kappa (SPEC §3).
+
+    ``grad_x`` and ``grad_xv`` are (B, n) input gradients at x and at x + kappa * v; the result is
+    differentiable w.r.t. both (twice). Where they coincide the gradient is taken as zero.
+    """
+    v.check_tensor(grad_x, "grad_x")
+    v.check_tensor(grad_xv, "grad_xv")
+    v.check_pair(grad_x, grad_xv)
+    if isinstance(kappa, bool) or not isinstance(kappa, (int, float)) or not (0 < kappa < float("inf")):
+        raise ValueError(f"kappa must be a positive finite number, got {kappa!r}")
+    return _run("hessian_fd_norm", {"grad_x": grad_x, "grad_xv": grad_xv}, float(kappa), backend=backend)

@@ -23,6 +23,11 @@ TORCH_LIBRARY(r2et_fast, m) {
         " -> (Tensor, Tensor, Tensor)");
   m.def("topk_pair_gap_backward(Tensor grad, Tensor maps, Tensor hi, Tensor lo, str pairs,"
         " str transform) -> Tensor");
+  // R2ET's finite-difference Hessian norm per row: ||grad_xv - grad_x||_2 / kappa, where grad_x and
+  // grad_xv are the input gradients at x and x + kappa * v. The backward returns (d grad_x, d grad_xv).
+  m.def("hessian_fd_norm(Tensor grad_x, Tensor grad_xv, float kappa) -> Tensor");
+  m.def("hessian_fd_norm_backward(Tensor grad, Tensor grad_x, Tensor grad_xv, float kappa)"
+        " -> (Tensor, Tensor)");
 }
 
 // `import r2et_fast._C` loads this library, which runs the static registrations above.

@@ -13,7 +13,7 @@ from r2et_fast.reference.ranking import (
     spearman,
     topk_indices,
 )
-from r2et_fast.reference.regularizers import topk_pair_gap
+from r2et_fast.reference.regularizers import hessian_fd_norm, topk_pair_gap
 from r2et_fast.reference.similarity import cosine, mse, pearson
 
 __all__ = [
@@ -27,4 +27,5 @@ __all__ = [
     "mse",
     "cosine",
     "topk_pair_gap",
+    "hessian_fd_norm",
 ]

@@ -61,3 +61,18 @@ def topk_pair_gap_backward(grad: torch.Tensor, maps: torch.Tensor, hi: torch.Ten
     coef = g.expand(hi.shape) if transform == "linear" else g * torch.exp(
         -(maps.gather(1, hi) - maps.gather(1, lo)))
     return torch.zeros_like(maps).scatter_add(1, hi, coef).scatter_add(1, lo, -coef)
+
+
+def hessian_fd_norm(grad_x: torch.Tensor, grad_xv: torch.Tensor, kappa: float) -> torch.Tensor:
+    """||grad_xv - grad_x||_2 / kappa per row (finite-difference Hessian norm), accumulated in float64."""
+    return ((grad_xv.double() - grad_x.double()).norm(dim=1) / kappa).to(grad_x.dtype)
+
+
+def hessian_fd_norm_backward(grad: torch.Tensor, grad_x: torch.Tensor, grad_xv: torch.Tensor,
+                             kappa: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(d/d grad_x, d/d grad_xv) of ``hessian_fd_norm`` times ``grad``; zero where the rows coincide."""
+    diff = grad_xv - grad_x
+    norm = diff.norm(dim=1, keepdim=True)
+    coef = torch.where(norm > 0, grad[:, None] / (kappa * norm.clamp_min(torch.finfo(norm.dtype).tiny)),
+                       torch.zeros_like(norm))
+    return -coef * diff, coef * diff
