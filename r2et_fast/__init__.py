@@ -15,6 +15,7 @@ from r2et_fast.ops import (
     mse,
     pearson,
     precision_at_k,
+    projected_step,
     ranks,
     spearman,
     topk_indices,
@@ -40,4 +41,5 @@ __all__ = [
     "cosine",
     "topk_pair_gap",
     "hessian_fd_norm",
+    "projected_step",
 ]

@@ -27,8 +27,11 @@ __all__ = [
     "mse",
     "cosine",
     "topk_pair_gap",
+    "pair_gap_at",
     "hessian_fd_norm",
+    "projected_step",
 ]
+NORMS = ("l2", "linf")
 
 PAIR_SELECTIONS = ("all", "anchor", "mm")
 GAP_TRANSFORMS = ("linear", "exp")
@@ -116,7 +119,8 @@ def _default_n_pairs(pairs: str, k: int, n: int, n_pairs: int | None) -> int:
 
 
 def topk_pair_gap(maps: torch.Tensor, k: int, pairs: str = "all", transform: str = "linear",
-                  n_pairs: int | None = None, *, backend: str | None = None) -> torch.Tensor:
+                  n_pairs: int | None = None, *, return_indices: bool = False,
+                  backend: str | None = None):
     """R2ET's top-k pair-gap term G_k per row (SPEC §3); differentiable w.r.t. ``maps``.
 
     The ranking (T_k and the pairs) is taken from ``maps`` and detached; the gaps
@@ -130,6 +134,9 @@ def topk_pair_gap(maps: torch.Tensor, k: int, pairs: str = "all", transform: str
             (the ``n_pairs`` = k' closest pairs across the border, rank by rank; default
             min(k, n - k)).
         transform: ``"linear"`` sums h; ``"exp"`` sums -exp(-h) (bounded above by 0).
+        return_indices: also return the chosen indices ``(hi, lo)``, int64: for ``"all"`` hi is
+            T_k (B, k) and lo is empty (B, 0); otherwise pair p is hi[:, p] above lo[:, p]. They
+            fix the pairs for ``pair_gap_at`` (ERAttack keeps the clean ranking's pairs).
     """
     v.check_maps(maps, "maps", min_features=2)
     v.check_k(k, maps.shape[1])
@@ -139,9 +146,28 @@ def topk_pair_gap(maps: torch.Tensor, k: int, pairs: str = "all", transform: str
         raise ValueError(f"transform must be one of {GAP_TRANSFORMS}, got {transform!r}")
     n_pairs = _default_n_pairs(pairs, k, maps.shape[1], n_pairs)
     if _backend.resolve("topk_pair_gap", maps.device.type, backend) == "native":
-        return _ops.native("topk_pair_gap")(maps, k, pairs, transform, n_pairs)[0]
+        gap, hi, lo = _ops.native("topk_pair_gap")(maps, k, pairs, transform, n_pairs)
+        return (gap, hi, lo) if return_indices else gap
     v.check_finite(maps, "maps")
-    return reference.topk_pair_gap(maps, k, pairs, transform, n_pairs)
+    gap = reference.topk_pair_gap(maps, k, pairs, transform, n_pairs)
+    if not return_indices:
+        return gap
+    return (gap, *reference.regularizers.pair_indices(maps, k, pairs, n_pairs))
+
+
+def pair_gap_at(maps: torch.Tensor, hi: torch.Tensor, lo: torch.Tensor, pairs: str = "all",
+                transform: str = "linear") -> torch.Tensor:
+    """G_k of ``maps`` over pairs fixed beforehand (``topk_pair_gap(..., return_indices=True)``).
+
+    Plain differentiable PyTorch (gathers and sums): with the ranking fixed there is nothing to
+    sort, so no kernel is needed.
+    """
+    v.check_maps(maps, "maps", min_features=2)
+    if pairs not in PAIR_SELECTIONS:
+        raise ValueError(f"pairs must be one of {PAIR_SELECTIONS}, got {pairs!r}")
+    if transform not in GAP_TRANSFORMS:
+        raise ValueError(f"transform must be one of {GAP_TRANSFORMS}, got {transform!r}")
+    return reference.regularizers.pair_gap_from_indices(maps, hi, lo, pairs, transform)
 
 
 def hessian_fd_norm(grad_x: torch.Tensor, grad_xv: torch.Tensor, kappa: float = 1e-3, *,
@@ -157,3 +183,63 @@ def hessian_fd_norm(grad_x: torch.Tensor, grad_xv: torch.Tensor, kappa: float = 
     if isinstance(kappa, bool) or not isinstance(kappa, (int, float)) or not (0 < kappa < float("inf")):
         raise ValueError(f"kappa must be a positive finite number, got {kappa!r}")
     return _run("hessian_fd_norm", {"grad_x": grad_x, "grad_xv": grad_xv}, float(kappa), backend=backend)
+
+
+def _box_bound(bound, x: torch.Tensor, name: str) -> torch.Tensor | None:
+    """None, a number, or a tensor broadcastable to one sample -> a (n,) tensor like x."""
+    if bound is None:
+        return None
+    if isinstance(bound, (int, float)) and not isinstance(bound, bool):
+        bound = torch.tensor(float(bound), dtype=x.dtype, device=x.device)
+    v.check_tensor(bound, name)
+    try:
+        flat = bound.to(dtype=x.dtype).expand(x.shape[1:]).reshape(-1)
+    except RuntimeError as exc:
+        raise ValueError(f"{name} must broadcast to one sample of shape {tuple(x.shape[1:])}, got "
+                         f"shape {tuple(bound.shape)}") from exc
+    if flat.device != x.device:
+        raise ValueError(f"{name} must be on the device of x ({x.device}), got {flat.device}")
+    if bool(torch.isnan(flat).any()):
+        raise ValueError(f"{name} contains NaN")
+    return flat.contiguous()
+
+
+def projected_step(x: torch.Tensor, grad: torch.Tensor, x0: torch.Tensor, alpha: float, eps: float, *,
+                   step_norm: str = "l2", norm: str = "l2", lower=None, upper=None,
+                   backend: str | None = None) -> torch.Tensor:
+    """One projected descent step of an attack, fused per sample (SPEC §5).
+
+    x - alpha * normalise(grad) (``step_norm``: "l2" divides by ||grad||_2, "linf" takes the
+    sign), projected onto the ``eps``-ball around ``x0`` (``norm``: "l2" or "linf") and clamped to
+    the valid box [``lower``, ``upper``] (numbers or tensors broadcastable to one sample). Inputs
+    are batches (B, ...); to ascend, pass ``-grad``. Not differentiable (attacks run it under
+    ``torch.no_grad``).
+    """
+    for name, t in (("x", x), ("grad", grad), ("x0", x0)):
+        v.check_tensor(t, name)
+        v.check_float(t, name)
+        if t.dim() < 2 or t.shape[0] == 0:
+            raise ValueError(f"{name} must be a non-empty batch (B, ...), got shape {tuple(t.shape)}")
+    if grad.shape != x.shape or x0.shape != x.shape:
+        raise ValueError(f"x, grad and x0 must have the same shape, got {tuple(x.shape)}, "
+                         f"{tuple(grad.shape)}, {tuple(x0.shape)}")
+    if grad.dtype != x.dtype or x0.dtype != x.dtype:
+        raise TypeError("x, grad and x0 must have the same dtype")
+    if grad.device != x.device or x0.device != x.device:
+        raise ValueError("x, grad and x0 must be on the same device")
+    for name, value in (("alpha", alpha), ("eps", eps)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    for name, value in (("step_norm", step_norm), ("norm", norm)):
+        if value not in NORMS:
+            raise ValueError(f"{name} must be one of {NORMS}, got {value!r}")
+    lo, hi = _box_bound(lower, x, "lower"), _box_bound(upper, x, "upper")
+    flat = [t.reshape(t.shape[0], -1) for t in (x, grad, x0)]
+    args = (float(alpha), float(eps), step_norm, norm, lo, hi)
+    if _backend.resolve("projected_step", x.device.type, backend) == "native":
+        out = _ops.native("projected_step")(*flat, *args)
+    else:
+        for name, t in zip(("x", "grad", "x0"), flat):
+            v.check_finite(t, name)
+        out = reference.projected_step(*flat, *args)
+    return out.view(x.shape)

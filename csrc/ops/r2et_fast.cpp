@@ -28,6 +28,10 @@ TORCH_LIBRARY(r2et_fast, m) {
   m.def("hessian_fd_norm(Tensor grad_x, Tensor grad_xv, float kappa) -> Tensor");
   m.def("hessian_fd_norm_backward(Tensor grad, Tensor grad_x, Tensor grad_xv, float kappa)"
         " -> (Tensor, Tensor)");
+  // The attacks' projected step on (B, n) rows: x - alpha * normalise(grad) (step_norm l2 | linf),
+  // projected onto the eps-ball around x0 (norm l2 | linf) and the box [lower, upper] (per feature).
+  m.def("projected_step(Tensor x, Tensor grad, Tensor x0, float alpha, float eps, str step_norm,"
+        " str norm, Tensor? lower, Tensor? upper) -> Tensor");
 }
 
 // `import r2et_fast._C` loads this library, which runs the static registrations above.
@@ -40,7 +44,7 @@ PyMODINIT_FUNC PyInit__C(void) {
 // entirely (no grad_fn). The value-based similarities get backward formulas from Python.
 TORCH_LIBRARY_IMPL(r2et_fast, Autograd, m) {
   for (const char* op : {"topk_indices", "ranks", "precision_at_k", "kendall_tau",
-                         "kendall_tau_topk", "spearman"}) {
+                         "kendall_tau_topk", "spearman", "projected_step"}) {
     m.impl(op, torch::CppFunction::makeFallthrough());
   }
 }

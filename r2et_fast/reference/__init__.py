@@ -5,6 +5,7 @@ as far as plain PyTorch allows, and written to be read. They assume validated in
 wrappers in ``r2et_fast.ops`` check it).
 """
 
+from r2et_fast.reference.attacks import projected_step
 from r2et_fast.reference.ranking import (
     kendall_tau,
     kendall_tau_topk,
@@ -28,4 +29,5 @@ __all__ = [
     "cosine",
     "topk_pair_gap",
     "hessian_fd_norm",
+    "projected_step",
 ]

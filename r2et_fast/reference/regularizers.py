@@ -21,6 +21,35 @@ def pair_rank_positions(pairs: str, k: int, n: int, n_pairs: int) -> tuple[list[
     return [k - 1 - m for m in range(n_pairs)], [k + m for m in range(n_pairs)]
 
 
+def pair_indices(maps: torch.Tensor, k: int, pairs: str, n_pairs: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The indices the native op returns: (T_k, empty) for "all", else (hi, lo) per pair."""
+    order = _order(maps.detach())
+    if pairs == "all":
+        return order[:, :k], order.new_empty((maps.shape[0], 0))
+    hi_rank, lo_rank = pair_rank_positions(pairs, k, maps.shape[1], n_pairs)
+    return order[:, hi_rank], order[:, lo_rank]
+
+
+def pair_gap_from_indices(maps: torch.Tensor, hi: torch.Tensor, lo: torch.Tensor, pairs: str,
+                          transform: str) -> torch.Tensor:
+    """G_k over given indices (as returned by ``pair_indices``), differentiable w.r.t. maps."""
+    if pairs == "all":
+        k, n = hi.shape[1], maps.shape[1]
+        in_top = torch.zeros(maps.shape, dtype=torch.bool, device=maps.device).scatter_(1, hi, True)
+        return _all_pairs_gap(maps, in_top, k, n, transform)
+    h = maps.gather(1, hi) - maps.gather(1, lo)
+    return h.sum(dim=1) if transform == "linear" else -torch.exp(-h).sum(dim=1)
+
+
+def _all_pairs_gap(maps: torch.Tensor, in_top: torch.Tensor, k: int, n: int, transform: str) -> torch.Tensor:
+    if transform == "linear":  # (n-k) sum_T I - k sum_rest I, without forming the k(n-k) pairs
+        return n * (maps * in_top).sum(dim=1) - k * maps.sum(dim=1)
+    neg_inf = torch.tensor(float("-inf"), dtype=maps.dtype, device=maps.device)
+    log_a = torch.logsumexp(torch.where(in_top, -maps, neg_inf), dim=1)
+    log_r = torch.logsumexp(torch.where(in_top, neg_inf, maps), dim=1)
+    return -torch.exp(log_a + log_r)
+
+
 def _top_mask(maps: torch.Tensor, k: int) -> torch.Tensor:
     top = _order(maps.detach())[:, :k]
     return torch.zeros(maps.shape, dtype=torch.bool, device=maps.device).scatter_(1, top, True)
@@ -29,19 +58,9 @@ def _top_mask(maps: torch.Tensor, k: int) -> torch.Tensor:
 def topk_pair_gap(maps: torch.Tensor, k: int, pairs: str = "all", transform: str = "linear",
                   n_pairs: int = 0) -> torch.Tensor:
     """G_k per row: the (transformed) gaps between top-k features and the rest; ranking detached."""
-    n = maps.shape[1]
     if pairs == "all":
-        in_top = _top_mask(maps, k)
-        if transform == "linear":  # (n-k) sum_T I - k sum_rest I, without forming the k(n-k) pairs
-            return n * (maps * in_top).sum(dim=1) - k * maps.sum(dim=1)
-        neg_inf = torch.tensor(float("-inf"), dtype=maps.dtype, device=maps.device)
-        log_a = torch.logsumexp(torch.where(in_top, -maps, neg_inf), dim=1)
-        log_r = torch.logsumexp(torch.where(in_top, neg_inf, maps), dim=1)
-        return -torch.exp(log_a + log_r)
-    hi_rank, lo_rank = pair_rank_positions(pairs, k, n, n_pairs)
-    order = _order(maps.detach())
-    h = maps.gather(1, order[:, hi_rank]) - maps.gather(1, order[:, lo_rank])
-    return h.sum(dim=1) if transform == "linear" else -torch.exp(-h).sum(dim=1)
+        return _all_pairs_gap(maps, _top_mask(maps, k), k, maps.shape[1], transform)
+    return pair_gap_from_indices(maps, *pair_indices(maps, k, pairs, n_pairs), pairs, transform)
 
 
 def topk_pair_gap_backward(grad: torch.Tensor, maps: torch.Tensor, hi: torch.Tensor, lo: torch.Tensor,
