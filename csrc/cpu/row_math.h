@@ -7,6 +7,15 @@
 
 namespace r2et_fast {
 
+// True when no value of the row is NaN or +-Inf. Branch-free so it vectorises; meant to run on a
+// row the kernel is about to read anyway (it is in cache), replacing a separate isfinite pass.
+template <typename T>
+bool row_finite(const T* x, int64_t n) {
+  int bad = 0;
+  for (int64_t i = 0; i < n; ++i) bad |= !(std::abs(x[i]) <= std::numeric_limits<T>::max());
+  return bad == 0;
+}
+
 // Pearson correlation of two rows of n values; NaN when either row is constant (undefined).
 template <typename T>
 double pearson_of(const T* x, const T* y, int64_t n) {

@@ -6,6 +6,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <atomic>
 
 #include "cpu/row_math.h"
 #include "ops/checks.h"
@@ -14,22 +15,35 @@ namespace r2et_fast {
 namespace {
 
 // Applies stat(a_row, b_row, n) -> double to every row; min_features guards undefined cases.
+// NaN/Inf is looked for row by row inside the loop (the row is in cache), a before b.
 template <template <typename> class Stat>
 at::Tensor rowwise(const at::Tensor& a_in, const at::Tensor& b_in, int64_t min_features) {
-  check_pair(a_in, b_in, min_features);
+  check_pair_shapes(a_in, b_in, min_features);
   const at::Tensor a = a_in.contiguous(), b = b_in.contiguous();
   const int64_t rows = a.size(0), n = a.size(1);
   at::Tensor out = at::empty({rows}, a.options());
+  std::atomic<bool> bad_a{false}, bad_b{false};
   AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "r2et_fast_rowwise_cpu", [&] {
     const scalar_t* ap = a.const_data_ptr<scalar_t>();
     const scalar_t* bp = b.const_data_ptr<scalar_t>();
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
     const int64_t grain = std::max<int64_t>(1, 32768 / n);
     at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r)
+      for (int64_t r = begin; r < end; ++r) {
+        if (!row_finite(ap + r * n, n)) {
+          bad_a.store(true, std::memory_order_relaxed);
+          continue;
+        }
+        if (!row_finite(bp + r * n, n)) {
+          bad_b.store(true, std::memory_order_relaxed);
+          continue;
+        }
         op[r] = static_cast<scalar_t>(Stat<scalar_t>{}(ap + r * n, bp + r * n, n));
+      }
     });
   });
+  if (bad_a.load()) raise_non_finite("a");
+  if (bad_b.load()) raise_non_finite("b");
   return out;
 }
 

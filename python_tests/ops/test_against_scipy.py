@@ -101,3 +101,69 @@ def test_native_kendall_large_n_matches_scipy(ties):
     k = 1000
     np.testing.assert_allclose(r2et_fast.precision_at_k(a, b, k, backend="native"),
                                np_precision_at_k(a.numpy(), b.numpy(), k))
+
+
+# ---- Native fast paths: T_k selection (k <= 16 column bound, 16 < k <= 32 streaming, k > 32 sort),
+# ---- direct tau-b (n <= 64) vs Knight (n > 64), radix-sorted keys (+-0.0, huge/tiny float64).
+
+
+def _special_rows(n, dtype, seed):
+    """Rows full of ties, -0.0 next to 0.0, and (float64) huge and subnormal magnitudes."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randint(-3, 4, (6, n), generator=g).to(torch.float64)
+    base[0] = 0.0
+    base[0, ::3] = -0.0
+    base[1, torch.randperm(n, generator=g)[: n // 2]] = -0.0
+    base[2] = torch.randn(n, generator=g, dtype=torch.float64)  # no ties
+    base[3] = torch.sort(base[2]).values  # ascending: every new value enters a streaming T_k
+    if dtype == torch.float64:
+        base[4] = torch.tensor([1e300, -1e300, 5e-324, -5e-324, 1e-310, 0.0, -0.0], dtype=torch.float64)[torch.randint(0, 7, (n,), generator=g)]
+        base[5] = torch.randn(n, generator=g, dtype=torch.float64) * 1e200
+    return base.to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n", [10, 20, 64, 65, 785])
+def test_native_fast_paths_match_numpy(backend, dtype, n):
+    a = _special_rows(n, dtype, seed=n)
+    b = torch.cat([_special_rows(n, dtype, seed=n + 1)[1:], a[:1]])
+    an, bn = a.double().numpy(), b.double().numpy()
+    np.testing.assert_array_equal(r2et_fast.ranks(a, backend=backend), np_ranks(an))
+    np.testing.assert_allclose(r2et_fast.kendall_tau(a, b, backend=backend).double(), np_kendall(an, bn), atol=1e-6)
+    np.testing.assert_allclose(r2et_fast.spearman(a, b, backend=backend).double(), np_spearman(an, bn), atol=1e-6)
+    for k in sorted({1, 2, 8, 16, 17, 32, 33, 64, 65, n - 1} & set(range(1, n))):
+        np.testing.assert_array_equal(r2et_fast.topk_indices(a, k, backend=backend), np_topk(an, k))
+        np.testing.assert_allclose(r2et_fast.precision_at_k(a, b, k, backend=backend).double(),
+                                   np_precision_at_k(an, bn, k), atol=1e-12)
+        np.testing.assert_allclose(r2et_fast.kendall_tau_topk(a, b, k, backend=backend).double(),
+                                   np_kendall_topk(an, bn, k), atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("k", [3, 20, 40])
+@pytest.mark.parametrize("where", [0, 5, 780])
+def test_native_non_finite_in_any_row_is_reported_a_first(backend, dtype, k, where):
+    """The native kernels check each row inside their loop: any row, any position, a before b."""
+    a, b = make_pair(7, 785, ties=False, dtype=dtype)
+    ops = {
+        "precision_at_k": lambda x, y: r2et_fast.precision_at_k(x, y, k, backend=backend),
+        "kendall_tau_topk": lambda x, y: r2et_fast.kendall_tau_topk(x, y, k, backend=backend),
+        "kendall_tau": lambda x, y: r2et_fast.kendall_tau(x, y, backend=backend),
+        "spearman": lambda x, y: r2et_fast.spearman(x, y, backend=backend),
+        "pearson": lambda x, y: r2et_fast.pearson(x, y, backend=backend),
+        "mse": lambda x, y: r2et_fast.mse(x, y, backend=backend),
+        "cosine": lambda x, y: r2et_fast.cosine(x, y, backend=backend),
+    }
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        a_bad, b_bad = a.clone(), b.clone()
+        a_bad[6, where] = bad
+        b_bad[1, 784 - where] = bad
+        for name, op in ops.items():
+            with pytest.raises(ValueError, match="a contains NaN or Inf"):
+                op(a_bad, b_bad)
+            with pytest.raises(ValueError, match="b contains NaN or Inf"):
+                op(a, b_bad)
+        with pytest.raises(ValueError, match="x contains NaN or Inf"):
+            r2et_fast.topk_indices(a_bad, k, backend=backend)
+        with pytest.raises(ValueError, match="x contains NaN or Inf"):
+            r2et_fast.ranks(a_bad, backend=backend)
