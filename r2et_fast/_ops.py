@@ -43,7 +43,12 @@ def has_kernel(op: str, device_type: str) -> bool:
     if _load_error is not None:
         return False
     key = {"cpu": "CPU", "cuda": "CUDA"}.get(device_type)
-    return key is not None and torch._C._dispatch_has_kernel_for_dispatch_key(f"r2et_fast::{op}", key)
+    if key is None:
+        return False
+    try:
+        return torch._C._dispatch_has_kernel_for_dispatch_key(f"r2et_fast::{op}", key)
+    except RuntimeError:  # not an op of the extension (a pure-PyTorch function)
+        return False
 
 
 def native(op: str):

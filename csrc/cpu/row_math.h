@@ -20,10 +20,15 @@ bool row_finite(const T* x, int64_t n) {
 template <typename T>
 double pearson_of(const T* x, const T* y, int64_t n) {
   double mx = 0, my = 0;
+  bool varied_x = false, varied_y = false;  // exact constant-row test: rounding can leave the
+                                            // centred sums of a constant row slightly above zero
   for (int64_t i = 0; i < n; ++i) {
     mx += x[i];
     my += y[i];
+    varied_x |= x[i] != x[0];
+    varied_y |= y[i] != y[0];
   }
+  if (!varied_x || !varied_y) return std::numeric_limits<double>::quiet_NaN();
   mx /= static_cast<double>(n);
   my /= static_cast<double>(n);
   double sxy = 0, sxx = 0, syy = 0;

@@ -51,10 +51,14 @@ __device__ T block_sum(T v) {
 template <typename T>
 __device__ double block_pearson(const T* x, const T* y, int64_t n) {
   double sx = 0, sy = 0;
+  int varied = 0;  // entries differing from the row's first: a constant row is detected exactly,
+                   // not through a centred sum that rounding may leave slightly above zero
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
     sx += static_cast<double>(x[i]);
     sy += static_cast<double>(y[i]);
+    varied |= (x[i] != x[0]) | ((y[i] != y[0]) << 1);
   }
+  const int varied_x = block_sum(varied & 1), varied_y = block_sum(varied >> 1);
   const double mx = block_sum(sx) / static_cast<double>(n);
   const double my = block_sum(sy) / static_cast<double>(n);
   double sxy = 0, sxx = 0, syy = 0;
@@ -68,7 +72,7 @@ __device__ double block_pearson(const T* x, const T* y, int64_t n) {
   sxx = block_sum(sxx);
   syy = block_sum(syy);
   const double denom = sqrt(sxx) * sqrt(syy);
-  return denom == 0.0 ? quiet_nan() : sxy / denom;
+  return varied_x == 0 || varied_y == 0 || denom == 0.0 ? quiet_nan() : sxy / denom;
 }
 
 // out[r] = Pearson of row r of x and y; launch with one block of kRowThreads per row. InT is the

@@ -56,11 +56,15 @@ def test_topk_metrics_match_numpy(backend, batch, n, ties):
     for k in sorted({1, min(8, n - 1), n - 1}):
         np.testing.assert_array_equal(r2et_fast.topk_indices(a, k, backend=backend), np_topk(a.numpy(), k))
         np.testing.assert_allclose(
-            r2et_fast.precision_at_k(a, b, k, backend=backend), np_precision_at_k(a.numpy(), b.numpy(), k),
-            atol=1e-12)
+            r2et_fast.precision_at_k(a, b, k, backend=backend),
+            np_precision_at_k(a.numpy(), b.numpy(), k),
+            atol=1e-12,
+        )
         np.testing.assert_allclose(
             r2et_fast.kendall_tau_topk(a, b, k, backend=backend),
-            np_kendall_topk(a.numpy(), b.numpy(), k), atol=1e-6)
+            np_kendall_topk(a.numpy(), b.numpy(), k),
+            atol=1e-6,
+        )
     np.testing.assert_array_equal(r2et_fast.ranks(a, backend=backend), np_ranks(a.numpy()))
 
 
@@ -77,8 +81,11 @@ def test_constant_rows_give_nan_like_scipy(backend):
     b = torch.arange(10, dtype=torch.float64).reshape(2, 5)
     for name in ("kendall_tau", "spearman", "pearson"):
         assert torch.isnan(getattr(r2et_fast, name)(a, b, backend=backend)).all(), name
-    assert torch.isnan(r2et_fast.cosine(torch.zeros(1, 3, dtype=torch.float64),
-                                        torch.ones(1, 3, dtype=torch.float64), backend=backend)).all()
+    assert torch.isnan(
+        r2et_fast.cosine(
+            torch.zeros(1, 3, dtype=torch.float64), torch.ones(1, 3, dtype=torch.float64), backend=backend
+        )
+    ).all()
 
 
 def test_identical_and_reversed_maps(backend):
@@ -99,8 +106,9 @@ def test_native_kendall_large_n_matches_scipy(ties):
     want_s = scipy.stats.spearmanr(a[0].numpy(), b[0].numpy()).statistic
     assert abs(r2et_fast.spearman(a, b, backend="native").item() - want_s) < 1e-6
     k = 1000
-    np.testing.assert_allclose(r2et_fast.precision_at_k(a, b, k, backend="native"),
-                               np_precision_at_k(a.numpy(), b.numpy(), k))
+    np.testing.assert_allclose(
+        r2et_fast.precision_at_k(a, b, k, backend="native"), np_precision_at_k(a.numpy(), b.numpy(), k)
+    )
 
 
 # ---- Native fast paths: T_k selection (k <= 16 column bound, 16 < k <= 32 streaming, k > 32 sort),
@@ -117,7 +125,9 @@ def _special_rows(n, dtype, seed):
     base[2] = torch.randn(n, generator=g, dtype=torch.float64)  # no ties
     base[3] = torch.sort(base[2]).values  # ascending: every new value enters a streaming T_k
     if dtype == torch.float64:
-        base[4] = torch.tensor([1e300, -1e300, 5e-324, -5e-324, 1e-310, 0.0, -0.0], dtype=torch.float64)[torch.randint(0, 7, (n,), generator=g)]
+        base[4] = torch.tensor([1e300, -1e300, 5e-324, -5e-324, 1e-310, 0.0, -0.0], dtype=torch.float64)[
+            torch.randint(0, 7, (n,), generator=g)
+        ]
         base[5] = torch.randn(n, generator=g, dtype=torch.float64) * 1e200
     return base.to(dtype)
 
@@ -129,14 +139,24 @@ def test_native_fast_paths_match_numpy(backend, dtype, n):
     b = torch.cat([_special_rows(n, dtype, seed=n + 1)[1:], a[:1]])
     an, bn = a.double().numpy(), b.double().numpy()
     np.testing.assert_array_equal(r2et_fast.ranks(a, backend=backend), np_ranks(an))
-    np.testing.assert_allclose(r2et_fast.kendall_tau(a, b, backend=backend).double(), np_kendall(an, bn), atol=1e-6)
-    np.testing.assert_allclose(r2et_fast.spearman(a, b, backend=backend).double(), np_spearman(an, bn), atol=1e-6)
+    np.testing.assert_allclose(
+        r2et_fast.kendall_tau(a, b, backend=backend).double(), np_kendall(an, bn), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        r2et_fast.spearman(a, b, backend=backend).double(), np_spearman(an, bn), atol=1e-6
+    )
     for k in sorted({1, 2, 8, 16, 17, 32, 33, 64, 65, n - 1} & set(range(1, n))):
         np.testing.assert_array_equal(r2et_fast.topk_indices(a, k, backend=backend), np_topk(an, k))
-        np.testing.assert_allclose(r2et_fast.precision_at_k(a, b, k, backend=backend).double(),
-                                   np_precision_at_k(an, bn, k), atol=1e-12)
-        np.testing.assert_allclose(r2et_fast.kendall_tau_topk(a, b, k, backend=backend).double(),
-                                   np_kendall_topk(an, bn, k), atol=1e-6)
+        np.testing.assert_allclose(
+            r2et_fast.precision_at_k(a, b, k, backend=backend).double(),
+            np_precision_at_k(an, bn, k),
+            atol=1e-12,
+        )
+        np.testing.assert_allclose(
+            r2et_fast.kendall_tau_topk(a, b, k, backend=backend).double(),
+            np_kendall_topk(an, bn, k),
+            atol=1e-6,
+        )
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -158,7 +178,7 @@ def test_native_non_finite_in_any_row_is_reported_a_first(backend, dtype, k, whe
         a_bad, b_bad = a.clone(), b.clone()
         a_bad[6, where] = bad
         b_bad[1, 784 - where] = bad
-        for name, op in ops.items():
+        for op in ops.values():
             with pytest.raises(ValueError, match="a contains NaN or Inf"):
                 op(a_bad, b_bad)
             with pytest.raises(ValueError, match="b contains NaN or Inf"):
@@ -167,3 +187,11 @@ def test_native_non_finite_in_any_row_is_reported_a_first(backend, dtype, k, whe
             r2et_fast.topk_indices(a_bad, k, backend=backend)
         with pytest.raises(ValueError, match="x contains NaN or Inf"):
             r2et_fast.ranks(a_bad, backend=backend)
+
+
+def test_constant_row_whose_mean_rounds_is_nan(backend):
+    """0.1 repeated: the computed mean is not exactly 0.1, yet the row is constant."""
+    a = torch.full((1, 784), 0.1, dtype=torch.float64)
+    b = torch.randn(1, 784, dtype=torch.float64)
+    assert torch.isnan(r2et_fast.pearson(a, b, backend=backend)).all()
+    assert torch.isnan(r2et_fast.pearson(b, a, backend=backend)).all()

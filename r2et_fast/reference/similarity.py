@@ -6,11 +6,12 @@ import torch
 
 
 def pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Pearson correlation per row; NaN where a row is constant."""
+    """Pearson correlation per row; NaN where a row is constant (tested exactly, not via rounding)."""
     da = a.double() - a.double().mean(dim=1, keepdim=True)
     db = b.double() - b.double().mean(dim=1, keepdim=True)
-    denom = da.norm(dim=1) * db.norm(dim=1)
-    return ((da * db).sum(dim=1) / denom).to(a.dtype)
+    r = (da * db).sum(dim=1) / (da.norm(dim=1) * db.norm(dim=1))
+    constant = (a == a[:, :1]).all(dim=1) | (b == b[:, :1]).all(dim=1)
+    return torch.where(constant, torch.nan, r).to(a.dtype)
 
 
 def mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
