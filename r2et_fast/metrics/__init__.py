@@ -5,6 +5,7 @@ the same shape ``(B, ...)`` (flattened per sample) give one value per sample, sh
 The functional forms are the ops in :mod:`r2et_fast.ops`.
 """
 
+from r2et_fast.metrics._prediction import prediction_auc, roc_auc
 from r2et_fast.metrics._similarity import (
     MSE,
     SIMILARITY_METRICS,
@@ -29,4 +30,6 @@ __all__ = [
     "Cosine",
     "SIMILARITY_METRICS",
     "rank_metrics",
+    "roc_auc",
+    "prediction_auc",
 ]

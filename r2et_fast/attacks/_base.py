@@ -1,0 +1,95 @@
+"""Shared attack machinery: the result record, argument checks, random starts and the box."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+
+import torch
+
+from r2et_fast.ops import NORMS
+
+
+@dataclass
+class AttackResult:
+    """What an attack returns, per sample.
+
+    Attributes:
+        x_adv: the adversarial inputs, shape of x.
+        precision_at_k: (steps + 1, B) P@k between the clean explanation and the explanation at each
+            iterate (row 0: the start point).
+        manipulation_epoch: (B,) int64, the first iteration at which a feature of T_k(x) left the
+            top-k; ``steps + 1`` when it never did within the budget.
+        label_kept: (B,) bool, the prediction at ``x_adv`` equals the clean prediction.
+        steps_run: (B,) int64, iterations each sample actually moved (early stop freezes it).
+    """
+
+    x_adv: torch.Tensor
+    precision_at_k: torch.Tensor
+    manipulation_epoch: torch.Tensor
+    label_kept: torch.Tensor
+    steps_run: torch.Tensor
+
+    @property
+    def final_precision_at_k(self) -> torch.Tensor:
+        """(B,) P@k at the returned point."""
+        return self.precision_at_k[-1]
+
+
+def check_budget(eps, alpha, steps, norm: str, step_norm: str | None) -> None:
+    for name, value in (("eps", eps), ("alpha", alpha)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < math.inf:
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
+        raise ValueError(f"steps must be an int >= 0, got {steps!r}")
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    if step_norm is not None and step_norm not in NORMS:
+        raise ValueError(f"step_norm must be one of {NORMS}, got {step_norm!r}")
+
+
+def check_inputs(x, y) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if x.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"x must be float32 or float64, got {x.dtype}")
+    if x.dim() < 2 or x.shape[0] == 0:
+        raise ValueError(f"x must be a non-empty batch (B, ...), got shape {tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("x contains NaN or Inf")
+    if not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or y.shape != (x.shape[0],):
+        raise ValueError(f"y must be an int64 tensor of shape ({x.shape[0]},)")
+    if y.device != x.device:
+        raise ValueError(f"y must be on the device of x ({x.device}), got {y.device}")
+
+
+def box_tensor(bound, x: torch.Tensor, name: str) -> torch.Tensor | None:
+    """None, a number or a tensor broadcastable to one sample -> a tensor of one sample's shape."""
+    if bound is None:
+        return None
+    t = torch.as_tensor(bound, dtype=x.dtype, device=x.device)
+    try:
+        return t.expand(x.shape[1:]).clone()
+    except RuntimeError as exc:
+        raise ValueError(f"{name} must broadcast to one sample of shape {tuple(x.shape[1:])}") from exc
+
+
+def random_start(x0: torch.Tensor, eps: float, norm: str, generator: torch.Generator,
+                 lower: torch.Tensor | None, upper: torch.Tensor | None) -> torch.Tensor:
+    """A point drawn uniformly from the eps-ball around each sample, clamped to the box."""
+    flat = x0.flatten(1)
+    noise = torch.rand(flat.shape, generator=generator, dtype=flat.dtype).to(flat.device)
+    if norm == "linf":
+        delta = (2 * noise - 1) * eps
+    else:  # uniform in the l2 ball: a Gaussian direction, radius eps * U^(1/n)
+        direction = torch.randn(flat.shape, generator=generator, dtype=flat.dtype).to(flat.device)
+        direction = direction / direction.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        radius = eps * noise[:, :1] ** (1.0 / flat.shape[1])
+        delta = direction * radius
+    out = (flat + delta).view_as(x0)
+    if lower is not None:
+        out = torch.maximum(out, lower)
+    if upper is not None:
+        out = torch.minimum(out, upper)
+    return out
