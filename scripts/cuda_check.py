@@ -2,50 +2,157 @@
 
 Usage: ``python scripts/cuda_check.py BUILD_LIB_DIR``.
 
-Loads ``BUILD_LIB_DIR/r2et_fast/_C*.so`` and asserts that every op has a CPU and a CUDA kernel. On a
-machine without a GPU that proves the CUDA code compiled and linked; with a GPU it also runs every
-op on small random CUDA inputs (with ties) and compares with the CPU kernel in float64.
+Loads ``BUILD_LIB_DIR/r2et_fast/_C*.so`` and asserts that **every** op of the ``r2et_fast``
+namespace (as the dispatcher lists them after loading; cross-checked against the ``m.def`` lines
+of ``csrc/ops/r2et_fast.cpp``) has a CPU and a CUDA kernel. On a machine without a GPU that proves
+the CUDA code compiled and linked; with a GPU it also runs every op on small random CUDA inputs
+(with ties) and compares with the CPU kernel in float64. An op without check inputs in ``CASES``
+fails the check, so a new op cannot slip through unchecked.
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import re
 import sys
+from collections.abc import Callable
 
 import torch
 
-OPS = ("topk_indices", "ranks", "precision_at_k", "kendall_tau", "kendall_tau_topk", "spearman",
-       "pearson", "mse", "cosine")
+NAMESPACE = "r2et_fast"
+SCHEMA_SOURCE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                             "csrc", "ops", "r2et_fast.cpp")
 ATOL = 1e-10
+RTOL = 1e-12  # the pair-gap sums reach ~1e4: allow for the different order of the additions
+ROWS, N = 5, 37
+
+Case = tuple[str, tuple]  # (label, arguments)
 
 
-def _inputs(op: str, gen: torch.Generator) -> tuple:
-    """Small float64 inputs for ``op``, rounded so that rows contain ties; the last row of a is
-    constant (undefined correlations: NaN must agree too)."""
-    rows, n = 5, 37
-    a = torch.round(torch.randn(rows, n, generator=gen, dtype=torch.float64) * 3) / 3
-    b = torch.round(torch.randn(rows, n, generator=gen, dtype=torch.float64) * 3) / 3
-    a[-1] = 1.0
-    if op == "topk_indices":
-        return (a, 5)
-    if op == "ranks":
-        return (a,)
-    if op in ("precision_at_k", "kendall_tau_topk"):
-        return (a, b, 5)
-    return (a, b)
+def _maps(gen: torch.Generator, rows: int = ROWS, n: int = N) -> torch.Tensor:
+    """float64 maps rounded to thirds, so that rows contain ties (and -0.0 next to +0.0)."""
+    x = torch.round(torch.randn(rows, n, generator=gen, dtype=torch.float64) * 3) / 3
+    x[0, :2] = torch.tensor([0.0, -0.0], dtype=torch.float64)
+    return x
 
 
-def _same(cpu: torch.Tensor, gpu: torch.Tensor) -> str | None:
-    """None when the results agree, else a description of the difference."""
+def _pair_gap_variants() -> list[tuple[int, str, str, int]]:
+    """(k, pairs, transform, n_pairs) covering every selection and transform, k = 1 and n - 1."""
+    out = []
+    for k in (1, 5, N - 1):
+        for transform in ("linear", "exp"):
+            out.append((k, "all", transform, 0))
+            out += [(k, "anchor", transform, n_pairs) for n_pairs in (1, 3, N)]
+            out += [(k, "mm", transform, n_pairs) for n_pairs in sorted({1, min(k, N - k)})]
+    return out
+
+
+def _similarity_cases(op: str) -> Callable[[torch.Generator], list[Case]]:
+    def cases(gen: torch.Generator) -> list[Case]:
+        a, b = _maps(gen), _maps(gen)
+        a[-1] = 1.0  # constant row: undefined correlations, NaN must agree too
+        extra = (5,) if op in ("precision_at_k", "kendall_tau_topk") else ()
+        return [("", (a, b, *extra))]
+    return cases
+
+
+def _pair_gap_cases(gen: torch.Generator) -> list[Case]:
+    x = _maps(gen)
+    return [(f"k={k} {pairs}/{transform} n_pairs={n_pairs}", (x, k, pairs, transform, n_pairs))
+            for k, pairs, transform, n_pairs in _pair_gap_variants()]
+
+
+def _pair_gap_backward_cases(gen: torch.Generator) -> list[Case]:
+    x, grad = _maps(gen), torch.randn(ROWS, generator=gen, dtype=torch.float64)
+    cases = []
+    for k, pairs, transform, n_pairs in _pair_gap_variants():
+        _, hi, lo = torch.ops.r2et_fast.topk_pair_gap(x, k, pairs, transform, n_pairs)
+        cases.append((f"k={k} {pairs}/{transform} n_pairs={n_pairs}",
+                      (grad, x, hi, lo, pairs, transform)))
+    return cases
+
+
+def _hessian_cases(gen: torch.Generator) -> list[Case]:
+    gx, gxv = _maps(gen), _maps(gen)
+    gxv[1] = gx[1]  # coinciding rows: norm 0, gradient 0
+    return [("kappa=1e-3", (gx, gxv, 1e-3)), ("kappa=2.5", (gx, gxv, 2.5))]
+
+
+def _hessian_backward_cases(gen: torch.Generator) -> list[Case]:
+    grad = torch.randn(ROWS, generator=gen, dtype=torch.float64)
+    return [(label, (grad, *args)) for label, args in _hessian_cases(gen)]
+
+
+def _projected_step_cases(gen: torch.Generator) -> list[Case]:
+    x, d = _maps(gen), _maps(gen)
+    x0 = x + 0.1 * torch.randn(ROWS, N, generator=gen, dtype=torch.float64)
+    lower, upper = torch.full((N,), -1.0, dtype=torch.float64), torch.full((N,), 1.5, dtype=torch.float64)
+    return [(f"{step}/{ball}{' box' if box else ''}",
+             (x, d, x0, 0.3, 0.5, step, ball, lower if box else None, upper if box else None))
+            for step in ("l2", "linf") for ball in ("l2", "linf") for box in (False, True)]
+
+
+# Check inputs for every op (float64 CPU tensors; the GPU run gets copies on the device).
+CASES: dict[str, Callable[[torch.Generator], list[Case]]] = {
+    "topk_indices": lambda gen: [("k=5", (_maps(gen), 5)), ("k=n-1", (_maps(gen), N - 1))],
+    "ranks": lambda gen: [("", (_maps(gen),))],
+    **{op: _similarity_cases(op) for op in ("precision_at_k", "kendall_tau", "kendall_tau_topk",
+                                              "spearman", "pearson", "mse", "cosine")},
+    "topk_pair_gap": _pair_gap_cases,
+    "topk_pair_gap_backward": _pair_gap_backward_cases,
+    "hessian_fd_norm": _hessian_cases,
+    "hessian_fd_norm_backward": _hessian_backward_cases,
+    "projected_step": _projected_step_cases,
+}
+
+
+def ops_in_library() -> list[str]:
+    """Every op of the namespace the dispatcher knows (after the library is loaded)."""
+    prefix = f"{NAMESPACE}::"
+    names = {name[len(prefix):].split(".")[0] for name in torch._C._dispatch_get_all_op_names()
+             if name.startswith(prefix)}
+    return sorted(names)
+
+
+def ops_in_source() -> list[str] | None:
+    """The ops ``m.def``-ined in the schema source, or None when it is not there."""
+    if not os.path.isfile(SCHEMA_SOURCE):
+        return None
+    with open(SCHEMA_SOURCE, encoding="utf-8") as f:
+        return sorted(set(re.findall(r'm\.def\(\s*"(\w+)\(', f.read())))
+
+
+def _same_tensor(cpu: torch.Tensor, gpu: torch.Tensor, as_set: bool = False) -> str | None:
     gpu = gpu.cpu()
     if cpu.dtype != gpu.dtype or cpu.shape != gpu.shape:
         return f"dtype/shape {gpu.dtype} {tuple(gpu.shape)} != CPU {cpu.dtype} {tuple(cpu.shape)}"
     if cpu.dtype == torch.int64:
+        if as_set:  # same members per row, in any order
+            cpu, gpu = cpu.sort(dim=-1).values, gpu.sort(dim=-1).values
         return None if torch.equal(cpu, gpu) else f"indices differ:\n cpu {cpu}\n gpu {gpu}"
-    if torch.allclose(cpu, gpu, rtol=0, atol=ATOL, equal_nan=True):
+    if torch.allclose(cpu, gpu, rtol=RTOL, atol=ATOL, equal_nan=True):
         return None
-    return f"values differ (atol {ATOL}):\n cpu {cpu}\n gpu {gpu}"
+    return f"values differ (atol {ATOL}, rtol {RTOL}):\n cpu {cpu}\n gpu {gpu}"
+
+
+def _same(op: str, args: tuple, cpu, gpu) -> str | None:
+    """None when the results agree, else a description of the difference. For pairs='all', the
+    CPU kernel returns T_k in an unspecified order: compare it as a set."""
+    cpu_t = cpu if isinstance(cpu, (tuple, list)) else (cpu,)
+    gpu_t = gpu if isinstance(gpu, (tuple, list)) else (gpu,)
+    if len(cpu_t) != len(gpu_t):
+        return f"{len(gpu_t)} outputs != CPU {len(cpu_t)}"
+    unordered_top = op == "topk_pair_gap" and args[2] == "all"
+    for i, (c, g) in enumerate(zip(cpu_t, gpu_t)):
+        problem = _same_tensor(c, g, as_set=unordered_top and i == 1)
+        if problem is not None:
+            return f"output {i}: {problem}" if len(cpu_t) > 1 else problem
+    return None
+
+
+def _to(x, device: torch.device):
+    return x.to(device) if isinstance(x, torch.Tensor) else x
 
 
 def main(argv: list[str]) -> int:
@@ -64,35 +171,53 @@ def main(argv: list[str]) -> int:
         return 1
 
     failures = []
-    for op in OPS:
-        name = f"r2et_fast::{op}"
+    ops = ops_in_library()
+    if not ops:
+        failures.append(f"the library registers no {NAMESPACE}:: ops")
+    source_ops = ops_in_source()
+    if source_ops is not None:
+        stale = sorted(set(source_ops) - set(ops))
+        if stale:
+            failures.append(f"ops defined in {SCHEMA_SOURCE} but not in the build (stale?): {stale}")
+    print(f"  {len(ops)} {NAMESPACE} ops in {os.path.basename(libs[0])}")
+    width = max((len(op) for op in ops), default=0) + 1
+    for op in ops:
+        name = f"{NAMESPACE}::{op}"
         has = {key: torch._C._dispatch_has_kernel_for_dispatch_key(name, key)
                for key in ("CPU", "CUDA")}
         missing = [key for key, present in has.items() if not present]
-        print(f"  {op:17s} CPU kernel: {'yes' if has['CPU'] else 'NO'}   "
+        print(f"  {op:{width}s} CPU kernel: {'yes' if has['CPU'] else 'NO'}   "
               f"CUDA kernel: {'yes' if has['CUDA'] else 'NO'}")
         if missing:
             failures.append(f"{op}: no {' / '.join(missing)} kernel registered")
+        if op not in CASES:
+            failures.append(f"{op}: no check inputs: add it to CASES in {os.path.abspath(__file__)}")
 
     ran_on = None
     if not failures and torch.cuda.is_available():
         device = torch.device("cuda")
         ran_on = torch.cuda.get_device_name(device)
         gen = torch.Generator().manual_seed(0)
-        for op in OPS:
+        for op in ops:
             fn = getattr(torch.ops.r2et_fast, op)
-            args = _inputs(op, gen)
-            try:
-                expected = fn(*args)
-                got = fn(*(x.to(device) if isinstance(x, torch.Tensor) else x for x in args))
-                torch.cuda.synchronize()
-            except Exception as exc:  # report every op, not just the first failure
-                failures.append(f"{op}: raised {type(exc).__name__}: {exc}")
-                continue
-            problem = _same(expected, got)
-            print(f"  {op:17s} CUDA vs CPU: {'match' if problem is None else 'MISMATCH'}")
-            if problem is not None:
-                failures.append(f"{op}: {problem}")
+            bad = 0
+            cases = CASES[op](gen)
+            for label, args in cases:
+                where = f"{op} [{label}]" if label else op
+                try:
+                    expected = fn(*args)
+                    got = fn(*(_to(x, device) for x in args))
+                    torch.cuda.synchronize()
+                except Exception as exc:  # report every op, not just the first failure
+                    failures.append(f"{where}: raised {type(exc).__name__}: {exc}")
+                    bad += 1
+                    continue
+                problem = _same(op, args, expected, got)
+                if problem is not None:
+                    failures.append(f"{where}: {problem}")
+                    bad += 1
+            print(f"  {op:{width}s} CUDA vs CPU: "
+                  f"{'match' if not bad else 'MISMATCH'} ({len(cases) - bad}/{len(cases)} cases)")
 
     if failures:
         print("cuda-check: FAILED:\n  " + "\n  ".join(failures), file=sys.stderr)

@@ -1,0 +1,70 @@
+"""Training configuration: one dataclass for every method (SPEC §3, §4)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+METHODS = ("vanilla", "wd", "sp", "est_h", "exact_h", "ssr", "at",
+           "r2et", "r2et_noh", "r2et_mm", "r2et_mm_noh")
+# Paper names, for tables.
+METHOD_LABELS = {"vanilla": "Vanilla", "wd": "WD", "sp": "SP", "est_h": "Est-H", "exact_h": "Exact-H",
+                 "ssr": "SSR", "at": "AT", "r2et": "R2ET", "r2et_noh": "R2ET\\H", "r2et_mm": "R2ET-mm",
+                 "r2et_mm_noh": "R2ET-mm\\H"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of a training run; every method reads the fields it needs.
+
+    The regularised objective is CE - lambda_gap * G_k + lambda_hess * H (R2ET), where G_k is the
+    *mean* pair gap (the op's sum divided by the number of pairs, so lambda_gap does not scale with
+    k or n) and H the finite-difference Hessian norm; Est-H uses lambda_hess alone, Exact-H and SSR
+    ``lambda_reg``.
+    """
+
+    method: str = "vanilla"
+    epochs: int = 10
+    batch_size: int = 256
+    lr: float = 1e-3
+    seed: int = 0
+    hidden: int = 32
+    k: int = 8
+    score: str = "loss"             # the explained score s (the authors' code uses the loss)
+    lambda_gap: float = 1.0         # R2ET family: weight of -G_k
+    lambda_hess: float = 1.0        # R2ET, Est-H: weight of H
+    lambda_reg: float = 1.0         # Exact-H, SSR: weight of their term
+    kappa: float = 1e-3             # finite-difference step of H
+    transform: str = "linear"       # gap transform: linear | exp
+    n_pairs: int | None = None      # k' of R2ET-mm (default min(k, n - k))
+    adaptive: bool = False          # lambda <- |lambda (CE + 1) / term| per batch (authors' _adapt)
+    weight_decay: float = 1e-3      # WD
+    softplus_beta: float = 10.0     # SP
+    at_eps: float = 0.1             # AT: linf budget of the inner ERAttack
+    at_alpha: float = 0.05          # AT: its step size (l2-normalised steps)
+    at_steps: int = 1               # AT: its iterations
+    exact_h_max_features: int = 64  # Exact-H refuses larger inputs (n backward passes per batch)
+    backend: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        for name in ("epochs", "batch_size", "hidden", "k", "at_steps", "exact_h_max_features"):
+            value, least = getattr(self, name), 0 if name == "epochs" else 1
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        for name in ("lr", "kappa"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("lambda_gap", "lambda_hess", "lambda_reg", "weight_decay", "at_eps", "at_alpha"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.transform not in ("linear", "exp"):
+            raise ValueError(f"transform must be 'linear' or 'exp', got {self.transform!r}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        return cls(**data)
