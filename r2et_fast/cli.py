@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
+from pathlib import Path
 
 import torch
 
 import r2et_fast
 from r2et_fast import _backend, _ops
+from r2et_fast._io import save_json as _write_json
 from r2et_fast.ops import __all__ as OPS
 
-
-def _write_json(path: str, payload: dict) -> None:
-    """Atomic write: a crash never leaves a half-written results file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as f:
-        json.dump(payload, f, indent=2)
-        tmp = f.name
-    os.replace(tmp, path)
+ATTACKS = ("erattack",)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -59,6 +51,114 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_list(args: argparse.Namespace) -> int:
+    from r2et_fast.datasets import DATASETS
+    from r2et_fast.train import METHOD_LABELS
+
+    print("datasets: " + ", ".join(DATASETS))
+    print("methods:  " + ", ".join(f"{m} ({label})" for m, label in METHOD_LABELS.items()))
+    print("attacks:  " + ", ".join(ATTACKS))
+    return 0
+
+
+def _train_overrides(args: argparse.Namespace) -> dict:
+    keys = ("epochs", "batch_size", "lr", "seed", "k", "lambda_gap", "lambda_hess", "lambda_reg", "kappa",
+            "transform", "n_pairs", "adaptive", "weight_decay", "at_steps", "at_eps", "backend")
+    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+
+
+def _attack_config(args: argparse.Namespace):
+    from r2et_fast.experiments.tabular import AttackConfig
+
+    return AttackConfig(k=args.k or 8, alpha=args.alpha, steps=args.steps, eps=args.eps, pairs=args.pairs,
+                        max_samples=args.max_samples, backend=args.backend)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from r2et_fast.datasets import load_tabular
+    from r2et_fast.train import TrainConfig, train
+
+    data = load_tabular(args.dataset, seed=args.data_seed)
+    cfg = TrainConfig(method=args.method, **_train_overrides(args))
+    out = Path(args.out or f"runs/{args.dataset}/{args.method}")
+    result = train(data, cfg, out_dir=out, resume=not args.restart, progress=not args.no_progress,
+                   dataset_name=args.dataset)
+    last = result.history[-1] if result.history else {}
+    print(f"trained {args.method} on {args.dataset}: val AUC {last.get('val_auc', float('nan')):.4f}; "
+          f"model at {out / 'model.pt'}")
+    return 0
+
+
+def _cmd_attack(args: argparse.Namespace) -> int:
+    from r2et_fast.datasets import load_tabular
+    from r2et_fast.experiments.tabular import attack_model
+    from r2et_fast.train import load_model
+
+    model, cfg, meta = load_model(args.model)
+    dataset = args.dataset or meta["dataset"]
+    if dataset is None:
+        raise SystemExit("--dataset is needed: the model file does not name its data set")
+    data = load_tabular(dataset, seed=args.data_seed)
+    scores = attack_model(model, data, _attack_config(args), progress=not args.no_progress)
+    print(f"{cfg.method} on {dataset} ({scores['n']} test samples): cAUC {scores['cauc']:.4f}  "
+          f"aAUC {scores['aauc']:.4f}  P@{scores['attack']['k']} {scores['precision_at_k']:.4f}  "
+          f"labels kept {scores['label_kept']:.3f}")
+    if args.out:
+        _write_json(args.out, {"model": str(args.model), "dataset": dataset, "method": cfg.method, **scores})
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from r2et_fast.datasets import load_tabular
+    from r2et_fast.experiments.tabular import compare_methods, markdown_table
+
+    data = load_tabular(args.dataset, seed=args.data_seed)
+    attack = _attack_config(args)
+    rows = compare_methods(data, args.methods, _train_overrides(args), attack,
+                           out_dir=Path(args.out) / args.dataset, dataset_name=args.dataset,
+                           progress=not args.no_progress)
+    table = markdown_table(rows, attack.k)
+    budget = f"l-inf eps {attack.radius:g}, {attack.steps} steps of {attack.alpha:g}"
+    print(f"\n{args.dataset}: ERAttack ({budget}) on {rows[0]['n']} test samples\n\n{table}")
+    _write_json(Path(args.out) / args.dataset / "results.json", {"dataset": args.dataset, "rows": rows})
+    return 0
+
+
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--lambda-gap", type=float, help="R2ET: weight of the pair-gap term")
+    p.add_argument("--lambda-hess", type=float, help="R2ET / Est-H: weight of the Hessian norm")
+    p.add_argument("--lambda-reg", type=float, help="Exact-H / SSR: weight of their term")
+    p.add_argument("--kappa", type=float)
+    p.add_argument("--transform", choices=("linear", "exp"))
+    p.add_argument("--n-pairs", type=int, help="k' of R2ET-mm")
+    p.add_argument("--adaptive", action="store_true", default=None)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--at-steps", type=int)
+    p.add_argument("--at-eps", type=float)
+
+
+def _add_attack_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--alpha", type=float, default=1e-3)
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--eps", type=float, help="l-inf radius (default alpha * steps)")
+    p.add_argument("--pairs", choices=("all", "anchor"), default="all")
+    p.add_argument("--max-samples", type=int, help="attack only the first test samples")
+
+
+def _add_common(p: argparse.ArgumentParser, dataset_required: bool = True) -> None:
+    from r2et_fast.datasets import DATASETS
+
+    p.add_argument("--dataset", choices=DATASETS, required=dataset_required)
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the train/val/test split")
+    p.add_argument("--k", type=int)
+    p.add_argument("--backend", choices=_backend.BACKENDS)
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="r2et-fast", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -75,6 +175,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="print the backend, versions and native kernels as JSON")
     info.set_defaults(func=_cmd_info)
+
+    lst = sub.add_parser("list", help="list data sets, training methods and attacks")
+    lst.set_defaults(func=_cmd_list)
+
+    from r2et_fast.train import METHODS
+
+    tr = sub.add_parser("train", help="train one method on a tabular data set (resumable)")
+    _add_common(tr)
+    tr.add_argument("--method", choices=METHODS, default="r2et")
+    _add_train_options(tr)
+    tr.add_argument("--out", help="run folder (default runs/<dataset>/<method>)")
+    tr.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    tr.set_defaults(func=_cmd_train)
+
+    at = sub.add_parser("attack", help="ERAttack a saved model's test split; print cAUC, aAUC, P@k")
+    _add_common(at, dataset_required=False)
+    at.add_argument("--model", required=True, help="model.pt written by `r2et-fast train`")
+    _add_attack_options(at)
+    at.add_argument("--out", help="write the scores as JSON")
+    at.set_defaults(func=_cmd_attack)
+
+    cmp_ = sub.add_parser("compare", help="train several methods and tabulate them under ERAttack")
+    _add_common(cmp_)
+    cmp_.add_argument("--methods", nargs="+", choices=METHODS, default=["vanilla", "r2et"])
+    _add_train_options(cmp_)
+    _add_attack_options(cmp_)
+    cmp_.add_argument("--out", default="runs", help="folder of the runs and results.json")
+    cmp_.set_defaults(func=_cmd_compare)
     return parser
 
 
