@@ -116,6 +116,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     attack = _attack_config(args)
     rows = compare_methods(data, args.methods, _train_overrides(args), attack,
                            out_dir=Path(args.out) / args.dataset, dataset_name=args.dataset,
+                           lambda_gap_grid=args.lambda_gap_grid, selection_threshold=args.threshold,
                            progress=not args.no_progress)
     table = markdown_table(rows, attack.k)
     budget = f"l-inf eps {attack.radius:g}, {attack.steps} steps of {attack.alpha:g}"
@@ -202,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_options(cmp_)
     _add_attack_options(cmp_)
     cmp_.add_argument("--out", default="runs", help="folder of the runs and results.json")
+    cmp_.add_argument("--lambda-gap-grid", type=float, nargs="+",
+                      help="model selection for the R2ET family over these weights (SPEC §9)")
+    cmp_.add_argument("--threshold", type=float, default=0.02,
+                      help="selection keeps models within this validation AUC of Vanilla's")
     cmp_.set_defaults(func=_cmd_compare)
     return parser
 

@@ -73,15 +73,37 @@ def attack_model(model: torch.nn.Module, data: Split, cfg: AttackConfig, *, spli
 
 def compare_methods(data: Split, methods: list[str], train_cfg: dict, attack_cfg: AttackConfig, *,
                     out_dir: str | Path | None = None, dataset_name: str | None = None,
+                    lambda_gap_grid: list[float] | None = None, selection_threshold: float = 0.02,
                     progress: bool = True) -> list[dict]:
-    """Train each method (resuming from ``out_dir/<method>`` when present) and attack its test split."""
+    """Train each method (resuming from ``out_dir/<method>`` when present) and attack its test split.
+
+    With ``lambda_gap_grid`` every R2ET-family method trains one candidate per weight and keeps the
+    one chosen by :func:`select_model` against Vanilla's validation AUC (Vanilla is trained for
+    this even when not listed).
+    """
+    def run(cfg: TrainConfig, name: str):
+        run_dir = None if out_dir is None else Path(out_dir) / name
+        return train(data, cfg, out_dir=run_dir, progress=progress, dataset_name=dataset_name)
+
+    vanilla_auc = None
+    if lambda_gap_grid:
+        vanilla_auc = run(TrainConfig(method="vanilla", **train_cfg), "vanilla").history[-1]["val_auc"]
     rows = []
     for method in methods:
-        cfg = TrainConfig(method=method, **train_cfg)
-        run_dir = None if out_dir is None else Path(out_dir) / method
-        result = train(data, cfg, out_dir=run_dir, progress=progress, dataset_name=dataset_name)
+        selection = None
+        if lambda_gap_grid and method.startswith("r2et"):
+            base = {k: v for k, v in train_cfg.items() if k != "lambda_gap"}
+            candidates = [run(TrainConfig(method=method, lambda_gap=g, **base), f"{method}/lambda_gap={g:g}")
+                          for g in lambda_gap_grid]
+            result, selection = select_model(candidates, data, attack_cfg, vanilla_auc,
+                                             threshold=selection_threshold, progress=progress)
+        else:
+            result = run(TrainConfig(method=method, **train_cfg), method)
         scores = attack_model(result.model, data, attack_cfg, progress=progress)
-        rows.append({"method": method, "label": METHOD_LABELS[method], **scores})
+        row = {"method": method, "label": METHOD_LABELS[method], "config": result.config.to_dict(), **scores}
+        if selection is not None:
+            row["selection"] = selection
+        rows.append(row)
     return rows
 
 
@@ -92,3 +114,31 @@ def markdown_table(rows: list[dict], k: int) -> str:
         lines.append(f"| {r['label']} | {r['cauc']:.4f} | {r['aauc']:.4f} | {r['precision_at_k']:.4f} | "
                      f"{r['label_kept']:.3f} | {r['manipulation_epoch']:.1f} |")
     return "\n".join(lines)
+
+
+def select_model(candidates: list, data: Split, attack_cfg: AttackConfig, vanilla_auc: float, *,
+                 threshold: float = 0.02, progress: bool = False) -> tuple[object, list[dict]]:
+    """The paper's model selection on the validation split.
+
+    Keep the candidates (``TrainResult``s) whose validation AUC is at least ``vanilla_auc -
+    threshold``, then pick the one with the best validation P@k under ERAttack. If none is within
+    the threshold, the one with the best validation AUC is returned. Returns (chosen, per-candidate
+    records).
+    """
+    if not candidates:
+        raise ValueError("candidates must not be empty")
+    if not threshold >= 0:
+        raise ValueError(f"threshold must be >= 0, got {threshold!r}")
+    records = []
+    for result in candidates:
+        scores = attack_model(result.model, data, attack_cfg, split="val", progress=progress)
+        records.append({"config": result.config.to_dict(), "val_auc": scores["cauc"],
+                        "val_precision_at_k": scores["precision_at_k"],
+                        "eligible": scores["cauc"] >= vanilla_auc - threshold})
+    eligible = [i for i, r in enumerate(records) if r["eligible"]]
+    if eligible:
+        best = max(eligible, key=lambda i: records[i]["val_precision_at_k"])
+    else:
+        best = max(range(len(records)), key=lambda i: records[i]["val_auc"])
+    records[best]["chosen"] = True
+    return candidates[best], records
