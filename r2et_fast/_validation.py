@@ -59,3 +59,12 @@ def check_positive_int(value, name: str) -> None:
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value <= 0:
         raise ValueError(f"{name} must be positive, got {value}")
+
+
+def check_batch(t, name: str) -> None:
+    """A non-empty batch of inputs (B, ...), float32/float64, finite."""
+    check_tensor(t, name)
+    check_float(t, name)
+    if t.dim() < 2 or t.shape[0] == 0:
+        raise ValueError(f"{name} must be a non-empty batch (B, ...), got shape {tuple(t.shape)}")
+    check_finite(t, name)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import torch
 
 from r2et_fast import _backend, ops
+from r2et_fast._validation import check_batch
 from r2et_fast.explain._score import SCORES, score_gradient
 
 Model = Callable[[torch.Tensor], torch.Tensor]
@@ -26,14 +27,7 @@ Model = Callable[[torch.Tensor], torch.Tensor]
 def _check(model: Model, x: torch.Tensor, score: str, kappa: float | None = None) -> None:
     if not callable(model):
         raise TypeError(f"model must be callable, got {type(model).__name__}")
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    if x.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"x must be float32 or float64, got {x.dtype}")
-    if x.dim() < 2 or x.shape[0] == 0:
-        raise ValueError(f"x must be a non-empty batch (B, ...), got shape {tuple(x.shape)}")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError("x contains NaN or Inf")
+    check_batch(x, "x")
     if score not in SCORES:
         raise ValueError(f"score must be one of {tuple(SCORES)}, got {score!r}")
     if kappa is not None and not (isinstance(kappa, (int, float)) and 0 < kappa < math.inf):

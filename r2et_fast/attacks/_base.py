@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
+from r2et_fast._validation import check_batch
 from r2et_fast.ops import NORMS
 
 
@@ -50,14 +51,7 @@ def check_budget(eps, alpha, steps, norm: str, step_norm: str | None) -> None:
 
 
 def check_inputs(x, y) -> None:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    if x.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"x must be float32 or float64, got {x.dtype}")
-    if x.dim() < 2 or x.shape[0] == 0:
-        raise ValueError(f"x must be a non-empty batch (B, ...), got shape {tuple(x.shape)}")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError("x contains NaN or Inf")
+    check_batch(x, "x")
     if not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or y.shape != (x.shape[0],):
         raise ValueError(f"y must be an int64 tensor of shape ({x.shape[0]},)")
     if y.device != x.device:
