@@ -2,6 +2,11 @@
 ``random_start`` as in the usual PGD-style APIs. Each returns an :class:`AttackResult`."""
 
 from r2et_fast.attacks._base import AttackResult
-from r2et_fast.attacks._erattack import CONSTRAINTS, ERAttack
+from r2et_fast.attacks._erattack import ERAttack
+from r2et_fast.attacks._iterative import CONSTRAINTS, IterativeAttack
+from r2et_fast.attacks._others import AttributionPGD, MSEAttack, TopKAttack
 
-__all__ = ["AttackResult", "ERAttack", "CONSTRAINTS"]
+ATTACKS = {"erattack": ERAttack, "mse": MSEAttack, "topk": TopKAttack, "pgd": AttributionPGD}
+
+__all__ = ["AttackResult", "IterativeAttack", "ERAttack", "MSEAttack", "TopKAttack", "AttributionPGD",
+           "CONSTRAINTS", "ATTACKS"]

@@ -24,6 +24,7 @@ class AttackResult:
             top-k; ``steps + 1`` when it never did within the budget.
         label_kept: (B,) bool, the prediction at ``x_adv`` equals the clean prediction.
         steps_run: (B,) int64, iterations each sample actually moved (early stop freezes it).
+        clean_maps, adv_maps: (B, n) flattened explanations at x and at ``x_adv``.
     """
 
     x_adv: torch.Tensor
@@ -31,6 +32,8 @@ class AttackResult:
     manipulation_epoch: torch.Tensor
     label_kept: torch.Tensor
     steps_run: torch.Tensor
+    clean_maps: torch.Tensor | None = None
+    adv_maps: torch.Tensor | None = None
 
     @property
     def final_precision_at_k(self) -> torch.Tensor:

@@ -1,0 +1,117 @@
+"""The loop shared by the explanation attacks: projected steps on a per-sample objective of the
+explanation, under a prediction-keeping constraint, recording P@k against the clean explanation at
+every iterate."""
+
+from __future__ import annotations
+
+import torch
+
+from r2et_fast import ops
+from r2et_fast._validation import check_k
+from r2et_fast.attacks._base import (
+    AttackResult,
+    box_tensor,
+    check_budget,
+    check_inputs,
+    random_start,
+)
+from r2et_fast.explain import Explainer, Saliency
+
+CONSTRAINTS = ("none", "early_stop")
+
+
+class IterativeAttack:
+    """Base class: subclasses define ``_prepare(clean) -> state`` and ``_loss(maps, clean, state)``,
+    a (B,) objective of the flattened explanation that the attack *minimises*.
+
+    Common parameters: ``k`` (the top-k set whose P@k is recorded), ``eps``, ``alpha``, ``steps``,
+    ``norm`` (the ball: "l2" | "linf"), ``step_norm`` (step normalisation, default ``norm``),
+    ``random_start`` (uniform point of the ball, seeded by ``seed``), ``constraint`` ("early_stop":
+    a sample stops at its first prediction change and keeps the last point that kept it; "none"),
+    ``explainer`` (default: gradient saliency of the loss at the label), the valid box
+    [``lower``, ``upper``] and the ops ``backend``.
+    """
+
+    def __init__(self, model, *, k: int = 8, eps: float = 1.0, alpha: float = 1e-3, steps: int = 100,
+                 norm: str = "linf", step_norm: str | None = None, random_start: bool = False,
+                 constraint: str = "early_stop", explainer: Explainer | None = None, lower=None,
+                 upper=None, seed: int = 0, backend: str | None = None) -> None:
+        if not callable(model):
+            raise TypeError(f"model must be callable, got {type(model).__name__}")
+        check_budget(eps, alpha, steps, norm, step_norm)
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"k must be a positive int, got {k!r}")
+        if constraint not in CONSTRAINTS:
+            raise ValueError(f"constraint must be one of {CONSTRAINTS}, got {constraint!r}")
+        self.model, self.k, self.eps, self.alpha, self.steps = model, k, float(eps), float(alpha), steps
+        self.norm, self.step_norm = norm, step_norm or norm
+        self.random_start, self.seed = random_start, seed
+        self.constraint = constraint
+        self.explainer = explainer if explainer is not None else Saliency(model, score="loss")
+        self.lower, self.upper, self.backend = lower, upper, backend
+
+    # -- to override -------------------------------------------------------------------------------
+    def _prepare(self, clean: torch.Tensor):
+        return None
+
+    def _loss(self, maps: torch.Tensor, clean: torch.Tensor, state) -> torch.Tensor:
+        raise NotImplementedError
+
+    # -- the loop ------------------------------------------------------------------------------------
+    def _explain(self, x: torch.Tensor, y: torch.Tensor, create_graph: bool) -> torch.Tensor:
+        return self.explainer.attribute(x, target=y, create_graph=create_graph).flatten(1)
+
+    @torch.no_grad()
+    def _predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x).argmax(dim=1)
+
+    @staticmethod
+    def _view(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return mask.view(-1, *([1] * (like.dim() - 1)))
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> AttackResult:
+        """Attack the batch ``x`` whose explanations are taken at labels ``y``."""
+        check_inputs(x, y)
+        x0 = x.detach()
+        lower, upper = box_tensor(self.lower, x0, "lower"), box_tensor(self.upper, x0, "upper")
+        outside = (lower is not None and bool((x0 < lower).any())) or (
+            upper is not None and bool((x0 > upper).any()))
+        if outside:
+            raise ValueError("x lies outside the box [lower, upper]")
+        clean = self._explain(x0, y, create_graph=False)
+        check_k(self.k, clean.shape[1])
+        state = self._prepare(clean)
+        pred0 = self._predict(x0)
+
+        x_t = x0.clone()
+        if self.random_start and self.eps > 0:
+            generator = torch.Generator().manual_seed(self.seed)
+            x_t = random_start(x0, self.eps, self.norm, generator, lower, upper)
+            if self.constraint == "early_stop":  # a start that changes the prediction is no start
+                x_t = torch.where(self._view(self._predict(x_t) == pred0, x0), x_t, x0)
+
+        batch = x0.shape[0]
+        precision = torch.empty(self.steps + 1, batch, dtype=clean.dtype, device=x0.device)
+        active = torch.ones(batch, dtype=torch.bool, device=x0.device)
+        steps_run = torch.zeros(batch, dtype=torch.int64, device=x0.device)
+        for t in range(self.steps):
+            x_t.requires_grad_(True)
+            maps = self._explain(x_t, y, create_graph=True)
+            (grad,) = torch.autograd.grad(self._loss(maps, clean, state).sum(), x_t)
+            x_t = x_t.detach()
+            precision[t] = ops.precision_at_k(clean, maps.detach(), self.k, backend=self.backend)
+            x_next = ops.projected_step(x_t, grad, x0, self.alpha, self.eps, step_norm=self.step_norm,
+                                        norm=self.norm, lower=lower, upper=upper, backend=self.backend)
+            if self.constraint == "early_stop":
+                active &= self._predict(x_next) == pred0
+                x_next = torch.where(self._view(active, x0), x_next, x_t)
+            steps_run += active
+            x_t = x_next
+        final = self._explain(x_t, y, False)
+        precision[self.steps] = ops.precision_at_k(clean, final, self.k, backend=self.backend)
+        moved = precision < 1
+        epoch = torch.where(moved.any(dim=0), moved.float().argmax(dim=0),
+                            torch.full((batch,), self.steps + 1, device=x0.device)).to(torch.int64)
+        return AttackResult(x_adv=x_t, precision_at_k=precision, manipulation_epoch=epoch,
+                            label_kept=self._predict(x_t) == pred0, steps_run=steps_run,
+                            clean_maps=clean, adv_maps=final)
