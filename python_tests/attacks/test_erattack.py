@@ -102,3 +102,31 @@ def test_bad_arguments(trained):
         ERAttack(model)(x * float("nan"), y)
     with pytest.raises(ValueError, match="outside the box"):
         ERAttack(model, lower=0.0)(x, y)
+
+
+@pytest.mark.parametrize("constraint", ["gda", "hedge", "qp", "fixed"])
+@pytest.mark.parametrize("distance", ["prob_l2", "kl"])
+def test_lagrangian_constraints_run_and_stay_inside(backend, trained, constraint, distance):
+    model, x, y = trained
+    result = ERAttack(model, k=4, eps=0.5, alpha=0.05, steps=10, norm="linf", constraint=constraint,
+                      distance=distance, lower=-5.0, upper=5.0, backend=backend)(x, y)
+    assert bool(((result.x_adv - x).abs().amax(dim=1) <= 0.5 + 1e-9).all())
+    assert result.final_precision_at_k.mean() < 1.0
+    assert result.label_kept.dtype == torch.bool
+
+
+def test_constraint_weight_keeps_more_labels(trained):
+    """Weighting the prediction constraint keeps at least as many labels as ignoring it."""
+    model, x, y = trained
+    kw = dict(k=4, eps=3.0, alpha=0.3, steps=15, norm="linf")
+    free = ERAttack(model, constraint="none", **kw)(x, y)
+    kept = ERAttack(model, constraint="qp", **kw)(x, y)
+    assert kept.label_kept.float().mean() >= free.label_kept.float().mean()
+
+
+def test_constraint_options_are_checked(trained):
+    model, _, _ = trained
+    with pytest.raises(ValueError, match="distance must be one of"):
+        ERAttack(model, distance="js")
+    with pytest.raises(ValueError, match="tolerance must be a finite number"):
+        ERAttack(model, tolerance=-1)

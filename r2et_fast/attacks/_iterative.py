@@ -17,7 +17,9 @@ from r2et_fast.attacks._base import (
 )
 from r2et_fast.explain import Explainer, Saliency
 
-CONSTRAINTS = ("none", "early_stop")
+CONSTRAINTS = ("none", "early_stop", "gda", "hedge", "qp", "fixed")
+LAGRANGIAN = ("gda", "hedge", "qp", "fixed")
+DISTANCES = ("prob_l2", "kl")
 
 
 class IterativeAttack:
@@ -27,7 +29,13 @@ class IterativeAttack:
     Common parameters: ``k`` (the top-k set whose P@k is recorded), ``eps``, ``alpha``, ``steps``,
     ``norm`` (the ball: "l2" | "linf"), ``step_norm`` (step normalisation, default ``norm``),
     ``random_start`` (uniform point of the ball, seeded by ``seed``), ``constraint`` ("early_stop":
-    a sample stops at its first prediction change and keeps the last point that kept it; "none"),
+    a sample stops at its first prediction change and keeps the last point that kept it; "none";
+    or a weighting of the objective and the prediction constraint c(x') = max(0, d(p(x), p(x')) -
+    ``tolerance``), d = ``distance`` ("prob_l2": ||softmax difference||_2, "kl": KL(p(x) || p(x'))),
+    with weights lambda on the simplex per sample: "gda" (lambda_c += eta c, renormalised),
+    "hedge" (lambda_c *= exp(eta c), renormalised), "qp" (the min-norm point of the two gradients'
+    hull while c > 0, the objective alone otherwise), "fixed" (equal weights); eta =
+    ``constraint_eta``),
     ``explainer`` (default: gradient saliency of the loss at the label), the valid box
     [``lower``, ``upper``] and the ops ``backend``.
     """
@@ -35,7 +43,8 @@ class IterativeAttack:
     def __init__(self, model, *, k: int = 8, eps: float = 1.0, alpha: float = 1e-3, steps: int = 100,
                  norm: str = "linf", step_norm: str | None = None, random_start: bool = False,
                  constraint: str = "early_stop", explainer: Explainer | None = None, lower=None,
-                 upper=None, seed: int = 0, backend: str | None = None) -> None:
+                 upper=None, seed: int = 0, backend: str | None = None, distance: str = "prob_l2",
+                 tolerance: float = 0.0, constraint_eta: float = 1.0) -> None:
         if not callable(model):
             raise TypeError(f"model must be callable, got {type(model).__name__}")
         check_budget(eps, alpha, steps, norm, step_norm)
@@ -46,7 +55,13 @@ class IterativeAttack:
         self.model, self.k, self.eps, self.alpha, self.steps = model, k, float(eps), float(alpha), steps
         self.norm, self.step_norm = norm, step_norm or norm
         self.random_start, self.seed = random_start, seed
-        self.constraint = constraint
+        if distance not in DISTANCES:
+            raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
+        for name, value in (("tolerance", tolerance), ("constraint_eta", constraint_eta)):
+            if not (isinstance(value, (int, float)) and 0 <= value < float("inf")):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        self.constraint, self.distance = constraint, distance
+        self.tolerance, self.constraint_eta = float(tolerance), float(constraint_eta)
         self.explainer = explainer if explainer is not None else Saliency(model, score="loss")
         self.lower, self.upper, self.backend = lower, upper, backend
 
@@ -65,6 +80,32 @@ class IterativeAttack:
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x).argmax(dim=1)
 
+    def _violation(self, x: torch.Tensor, p0: torch.Tensor) -> torch.Tensor:
+        """c(x) = max(0, d(p(x0), p(x)) - tolerance) per sample, differentiable w.r.t. x."""
+        log_p = torch.log_softmax(self.model(x), dim=1)
+        if self.distance == "kl":
+            d = (p0 * (p0.clamp_min(1e-30).log() - log_p)).sum(dim=1)
+        else:
+            d = (log_p.exp() - p0).norm(dim=1)
+        return torch.relu(d - self.tolerance)
+
+    def _weights(self, lam: torch.Tensor, c: torch.Tensor, g_obj: torch.Tensor,
+                 g_con: torch.Tensor) -> torch.Tensor:
+        """Per-sample weights (B, 2) of (objective, constraint) on the simplex."""
+        eta = self.constraint_eta
+        if self.constraint == "fixed":
+            return torch.full_like(lam, 0.5)
+        if self.constraint == "gda":
+            lam = lam + eta * torch.stack([torch.zeros_like(c), c], dim=1)
+        elif self.constraint == "hedge":
+            lam = lam * torch.exp(eta * torch.stack([torch.zeros_like(c), c], dim=1))
+        else:  # qp: min over a in [0, 1] of ||a g_obj + (1 - a) g_con||^2, while violated
+            diff = g_obj - g_con
+            a = ((-diff * g_con).sum(dim=1) / diff.square().sum(dim=1).clamp_min(1e-30)).clamp(0, 1)
+            a = torch.where(c > 0, a, torch.ones_like(a))
+            lam = torch.stack([a, 1 - a], dim=1)
+        return lam / lam.sum(dim=1, keepdim=True)
+
     @staticmethod
     def _view(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         return mask.view(-1, *([1] * (like.dim() - 1)))
@@ -82,6 +123,11 @@ class IterativeAttack:
         check_k(self.k, clean.shape[1])
         state = self._prepare(clean)
         pred0 = self._predict(x0)
+        lagrangian = self.constraint in LAGRANGIAN
+        if lagrangian:
+            with torch.no_grad():
+                p0 = torch.softmax(self.model(x0), dim=1)
+            lam = torch.tensor([0.5, 0.5], dtype=x0.dtype, device=x0.device).repeat(x0.shape[0], 1)
 
         x_t = x0.clone()
         if self.random_start and self.eps > 0:
@@ -97,7 +143,16 @@ class IterativeAttack:
         for t in range(self.steps):
             x_t.requires_grad_(True)
             maps = self._explain(x_t, y, create_graph=True)
-            (grad,) = torch.autograd.grad(self._loss(maps, clean, state).sum(), x_t)
+            objective = self._loss(maps, clean, state).sum()
+            if lagrangian:
+                c = self._violation(x_t, p0)
+                g_obj = torch.autograd.grad(objective, x_t)[0].flatten(1)
+                (g_con,) = torch.autograd.grad(c.sum(), x_t, allow_unused=True)
+                g_con = torch.zeros_like(g_obj) if g_con is None else g_con.flatten(1)
+                lam = self._weights(lam, c.detach(), g_obj, g_con)
+                grad = (lam[:, :1] * g_obj + lam[:, 1:] * g_con).view_as(x_t)
+            else:
+                (grad,) = torch.autograd.grad(objective, x_t)
             x_t = x_t.detach()
             precision[t] = ops.precision_at_k(clean, maps.detach(), self.k, backend=self.backend)
             x_next = ops.projected_step(x_t, grad, x0, self.alpha, self.eps, step_norm=self.step_norm,
