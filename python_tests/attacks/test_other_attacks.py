@@ -63,7 +63,7 @@ def test_pgd_restarts_keep_the_farthest(backend, smooth):
 
 def test_registry_and_bad_arguments(smooth):
     model, x, y = smooth
-    assert set(ATTACKS) == {"erattack", "mse", "topk", "pgd"}
+    assert set(ATTACKS) == {"erattack", "mse", "topk", "pgd", "erattack_mo"}
     with pytest.raises(ValueError, match="restarts must be a positive int"):
         AttributionPGD(model, restarts=0)
     with pytest.raises(ValueError, match="alpha must be a finite number"):
