@@ -5,6 +5,17 @@ the same shape ``(B, ...)`` (flattened per sample) give one value per sample, sh
 The functional forms are the ops in :mod:`r2et_fast.ops`.
 """
 
+from r2et_fast.metrics._faithfulness import (
+    COMP,
+    DFFOT,
+    FAITHFULNESS_METRICS,
+    SUFF,
+    DFFOTResult,
+    FaithfulnessMetric,
+    Sensitivity,
+    dffot_grid,
+    removal_ks,
+)
 from r2et_fast.metrics._prediction import prediction_auc, roc_auc
 from r2et_fast.metrics._similarity import (
     MSE,
@@ -32,4 +43,13 @@ __all__ = [
     "rank_metrics",
     "roc_auc",
     "prediction_auc",
+    "Sensitivity",
+    "FaithfulnessMetric",
+    "DFFOT",
+    "DFFOTResult",
+    "COMP",
+    "SUFF",
+    "FAITHFULNESS_METRICS",
+    "dffot_grid",
+    "removal_ks",
 ]
