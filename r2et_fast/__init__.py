@@ -21,6 +21,7 @@ from r2et_fast.ops import (
     topk_indices,
     topk_pair_gap,
 )
+from r2et_fast.thickness import ThicknessResult, topk_pair_agreement, topk_thickness
 
 __version__ = "0.1.0"
 
@@ -42,4 +43,7 @@ __all__ = [
     "topk_pair_gap",
     "hessian_fd_norm",
     "projected_step",
+    "topk_pair_agreement",
+    "topk_thickness",
+    "ThicknessResult",
 ]

@@ -23,6 +23,8 @@ def _register_fakes() -> None:
     for op in ("kendall_tau", "spearman", "pearson", "mse", "cosine"):
         torch.library.register_fake(f"r2et_fast::{op}")(_per_row)
     torch.library.register_fake("r2et_fast::topk_pair_gap")(_pair_gap_fake)
+    torch.library.register_fake("r2et_fast::topk_pair_agreement")(
+        lambda maps, top: maps.new_empty(maps.shape[0]))
     torch.library.register_fake("r2et_fast::topk_pair_gap_backward")(
         lambda grad, maps, hi, lo, pairs, transform: torch.empty_like(maps))
     torch.library.register_fake("r2et_fast::hessian_fd_norm")(lambda gx, gxv, kappa: _per_row(gx, gxv))

@@ -93,6 +93,18 @@ def _projected_step_cases(gen: torch.Generator) -> list[Case]:
             for step in ("l2", "linf") for ball in ("l2", "linf") for box in (False, True)]
 
 
+def _pair_agreement_cases(gen: torch.Generator) -> list[Case]:
+    """T_k of the maps themselves (agreement 1), of other maps with ties, and random top sets."""
+    x, y = _maps(gen), _maps(gen)
+    cases = []
+    for k in (1, 5, N - 1):
+        top = torch.topk(y, k, dim=1).indices
+        rand = torch.stack([torch.randperm(N, generator=gen)[:k] for _ in range(ROWS)])
+        cases += [(f"k={k} own", (x, torch.topk(x, k, dim=1).indices)),
+                  (f"k={k} other", (x, top)), (f"k={k} random", (x, rand))]
+    return cases
+
+
 # Check inputs for every op (float64 CPU tensors; the GPU run gets copies on the device).
 CASES: dict[str, Callable[[torch.Generator], list[Case]]] = {
     "topk_indices": lambda gen: [("k=5", (_maps(gen), 5)), ("k=n-1", (_maps(gen), N - 1))],
@@ -104,6 +116,7 @@ CASES: dict[str, Callable[[torch.Generator], list[Case]]] = {
     "hessian_fd_norm": _hessian_cases,
     "hessian_fd_norm_backward": _hessian_backward_cases,
     "projected_step": _projected_step_cases,
+    "topk_pair_agreement": _pair_agreement_cases,
 }
 
 

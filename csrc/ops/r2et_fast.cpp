@@ -32,6 +32,10 @@ TORCH_LIBRARY(r2et_fast, m) {
   // projected onto the eps-ball around x0 (norm l2 | linf) and the box [lower, upper] (per feature).
   m.def("projected_step(Tensor x, Tensor grad, Tensor x0, float alpha, float eps, str step_norm,"
         " str norm, Tensor? lower, Tensor? upper) -> Tensor");
+  // Top-k thickness (SPEC §2): per row, the fraction of the k(n - k) ordered pairs (i in top,
+  // j not in top) with maps[i] >= maps[j]. top (B, k) int64 holds distinct feature indices
+  // (T_k of the clean explanation). Returns (B,) in the dtype of maps.
+  m.def("topk_pair_agreement(Tensor maps, Tensor top) -> Tensor");
 }
 
 // `import r2et_fast._C` loads this library, which runs the static registrations above.
@@ -44,7 +48,8 @@ PyMODINIT_FUNC PyInit__C(void) {
 // entirely (no grad_fn). The value-based similarities get backward formulas from Python.
 TORCH_LIBRARY_IMPL(r2et_fast, Autograd, m) {
   for (const char* op : {"topk_indices", "ranks", "precision_at_k", "kendall_tau",
-                         "kendall_tau_topk", "spearman", "projected_step"}) {
+                         "kendall_tau_topk", "spearman", "projected_step",
+                         "topk_pair_agreement"}) {
     m.impl(op, torch::CppFunction::makeFallthrough());
   }
 }

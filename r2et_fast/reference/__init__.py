@@ -16,6 +16,7 @@ from r2et_fast.reference.ranking import (
 )
 from r2et_fast.reference.regularizers import hessian_fd_norm, topk_pair_gap
 from r2et_fast.reference.similarity import cosine, mse, pearson
+from r2et_fast.reference.thickness import topk_pair_agreement
 
 __all__ = [
     "topk_indices",
@@ -30,4 +31,5 @@ __all__ = [
     "topk_pair_gap",
     "hessian_fd_norm",
     "projected_step",
+    "topk_pair_agreement",
 ]
