@@ -125,6 +125,17 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from r2et_fast.experiments.reproduce import ReproduceConfig, reproduce
+
+    chosen = {"datasets": tuple(args.datasets), "methods": tuple(args.methods), "seeds": args.seeds,
+              "out": args.out, "backend": args.backend}
+    cfg = ReproduceConfig.quick_defaults(**chosen) if args.quick else ReproduceConfig(**chosen)
+    reproduce(cfg, progress=not args.no_progress)
+    print(f"results: {Path(args.out) / 'results.json'}\nreport:  {Path(args.out) / 'report.md'}")
+    return 0
+
+
 def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
@@ -208,6 +219,18 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--threshold", type=float, default=0.02,
                       help="selection keeps models within this validation AUC of Vanilla's")
     cmp_.set_defaults(func=_cmd_compare)
+
+    from r2et_fast.datasets import DATASETS
+
+    rep = sub.add_parser("reproduce", help="train every method, attack, write results.json + report.md")
+    rep.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
+    rep.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    rep.add_argument("--seeds", type=int, default=1, help="mean ± std over this many training seeds")
+    rep.add_argument("--quick", action="store_true", help="small budgets: minutes on 2 cores")
+    rep.add_argument("--out", default="reproduction", help="output folder (also the resume cache)")
+    rep.add_argument("--backend", choices=_backend.BACKENDS)
+    rep.add_argument("--no-progress", action="store_true")
+    rep.set_defaults(func=_cmd_reproduce)
     return parser
 
 
