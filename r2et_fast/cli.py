@@ -71,7 +71,8 @@ def _attack_config(args: argparse.Namespace):
     from r2et_fast.experiments.tabular import AttackConfig
 
     return AttackConfig(k=args.k or 8, alpha=args.alpha, steps=args.steps, eps=args.eps, pairs=args.pairs,
-                        max_samples=args.max_samples, backend=args.backend)
+                        max_samples=args.max_samples, backend=args.backend,
+                        explain_target=args.explain_target)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -129,7 +130,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     from r2et_fast.experiments.reproduce import ReproduceConfig, reproduce
 
     chosen = {"datasets": tuple(args.datasets), "methods": tuple(args.methods), "seeds": args.seeds,
-              "out": args.out, "backend": args.backend}
+              "out": args.out, "backend": args.backend, "explain_target": args.explain_target}
     cfg = ReproduceConfig.quick_defaults(**chosen) if args.quick else ReproduceConfig(**chosen)
     reproduce(cfg, progress=not args.no_progress)
     print(f"results: {Path(args.out) / 'results.json'}\nreport:  {Path(args.out) / 'report.md'}")
@@ -159,6 +160,8 @@ def _add_attack_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eps", type=float, help="l-inf radius (default alpha * steps)")
     p.add_argument("--pairs", choices=("all", "anchor"), default="all")
     p.add_argument("--max-samples", type=int, help="attack only the first test samples")
+    p.add_argument("--explain-target", choices=("predicted", "label"), default="predicted",
+                   help="class whose explanation is attacked (label: as the authors' code)")
 
 
 def _add_common(p: argparse.ArgumentParser, dataset_required: bool = True) -> None:
@@ -229,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--quick", action="store_true", help="small budgets: minutes on 2 cores")
     rep.add_argument("--out", default="reproduction", help="output folder (also the resume cache)")
     rep.add_argument("--backend", choices=_backend.BACKENDS)
+    rep.add_argument("--explain-target", choices=("predicted", "label"), default="predicted",
+                     help="class whose explanation is attacked (label: as the authors' code)")
     rep.add_argument("--no-progress", action="store_true")
     rep.set_defaults(func=_cmd_reproduce)
     return parser

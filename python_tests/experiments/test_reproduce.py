@@ -20,6 +20,7 @@ def test_quick_reproduce(tmp_path, capsys):
         for key in ("precision_at_k_erattack", "precision_at_k_mse"):
             assert 0.0 <= row[key]["mean"] <= 1.0
         assert 0.5 <= row["cauc"]["mean"] <= 1.0 and 0.0 <= row["aauc"]["mean"] <= 1.0
+        assert row["aauc"]["mean"] <= row["cauc"]["mean"] + 0.05  # the attack does not help the model
     assert set(entry["correlation"]) == {"vanilla", "r2et"}
     assert {r["constraint"] for r in entry["constrained"]} == {"none", "early_stop", "gda", "hedge", "qp",
                                                                 "fixed"}
