@@ -17,6 +17,7 @@
 #include <numeric>
 #include <vector>
 
+#include "cpu/row_math.h"
 #include "ops/checks.h"
 #include "ops/pair_gap.h"
 
@@ -38,8 +39,6 @@ double log_sum_exp(const T* v, const int64_t* idx, int64_t m, double sign) {
   for (int64_t t = 0; t < m; ++t) s += std::exp(sign * static_cast<double>(v[idx[t]]) - hi);
   return hi + std::log(s);
 }
-
-int64_t grain_rows(int64_t n) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1)); }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> topk_pair_gap_cpu(const at::Tensor& maps_in,
                                                                  int64_t k, c10::string_view pairs_s,

@@ -33,9 +33,6 @@
 namespace r2et_fast {
 namespace {
 
-// Rows per parallel task: enough work per task to amortise scheduling.
-int64_t grain_rows(int64_t n) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1)); }
-
 // k up to this selects T_k without sorting (column bound for k <= kColumns, else one streaming
 // pass); larger k radix-sorts (float) or sorts (double) the row.
 constexpr int64_t kStreamMaxK = 32;

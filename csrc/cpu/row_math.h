@@ -1,11 +1,15 @@
 // Per-row statistics shared by the CPU kernels; accumulation is always in double.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 
 namespace r2et_fast {
+
+// Rows per at::parallel_for task: enough work per task (about 16k elements) to amortise scheduling.
+inline int64_t grain_rows(int64_t n) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1)); }
 
 // True when no value of the row is NaN or +-Inf. Branch-free so it vectorises; meant to run on a
 // row the kernel is about to read anyway (it is in cache), replacing a separate isfinite pass.

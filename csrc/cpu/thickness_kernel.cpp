@@ -22,24 +22,10 @@
 
 #include "cpu/row_math.h"
 #include "ops/checks.h"
+#include "ops/thickness.h"
 
 namespace r2et_fast {
 namespace {
-
-// Rows per parallel task: enough work per task to amortise scheduling.
-int64_t grain_rows(int64_t n) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1)); }
-
-void check_agreement_args(const at::Tensor& maps, const at::Tensor& top) {
-  check_maps(maps, "maps", 2);
-  TORCH_CHECK_TYPE(top.scalar_type() == at::kLong, "top must be int64, got ", top.scalar_type());
-  TORCH_CHECK_VALUE(top.dim() == 2 && top.size(0) == maps.size(0), "top must have shape (B, k) = (",
-                    maps.size(0), ", k) to match maps, got shape ", top.sizes());
-  TORCH_CHECK_VALUE(top.size(1) >= 1 && top.size(1) < maps.size(1),
-                    "top must have k columns with 1 <= k < n_features (n_features = ", maps.size(1),
-                    "), got k = ", top.size(1));
-  TORCH_CHECK_VALUE(top.device() == maps.device(), "maps and top must be on the same device, got ",
-                    maps.device(), " and ", top.device());
-}
 
 at::Tensor topk_pair_agreement_cpu(const at::Tensor& maps_in, const at::Tensor& top_in) {
   check_agreement_args(maps_in, top_in);

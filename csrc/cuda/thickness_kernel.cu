@@ -18,24 +18,13 @@
 
 #include "cuda/row_math.cuh"
 #include "ops/checks.h"
+#include "ops/thickness.h"
 
 namespace r2et_fast {
 namespace {
 
 using gpu::block_sum;
 using gpu::kRowThreads;
-
-void check_agreement_args(const at::Tensor& maps, const at::Tensor& top) {
-  check_maps(maps, "maps", 2);
-  TORCH_CHECK_TYPE(top.scalar_type() == at::kLong, "top must be int64, got ", top.scalar_type());
-  TORCH_CHECK_VALUE(top.dim() == 2 && top.size(0) == maps.size(0), "top must have shape (B, k) = (",
-                    maps.size(0), ", k) to match maps, got shape ", top.sizes());
-  TORCH_CHECK_VALUE(top.size(1) >= 1 && top.size(1) < maps.size(1),
-                    "top must have k columns with 1 <= k < n_features (n_features = ", maps.size(1),
-                    "), got k = ", top.size(1));
-  TORCH_CHECK_VALUE(top.device() == maps.device(), "maps and top must be on the same device, got ",
-                    maps.device(), " and ", top.device());
-}
 
 // out[r] = #{(p, j): rest_sorted[r, j] <= top_vals[r, p]} / (k (n - k)); one block per row.
 // rest_sorted is (rows, m) ascending with m = n - k, top_vals (rows, k).

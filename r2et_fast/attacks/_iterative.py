@@ -106,12 +106,8 @@ class IterativeAttack:
             lam = torch.stack([a, 1 - a], dim=1)
         return lam / lam.sum(dim=1, keepdim=True)
 
-    @staticmethod
-    def _view(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        return mask.view(-1, *([1] * (like.dim() - 1)))
-
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> AttackResult:
-        """Attack the batch ``x`` whose explanations are taken at labels ``y``."""
+    def _setup(self, x: torch.Tensor, y: torch.Tensor):
+        """Checks, the box, the clean explanation and the clean prediction of a batch."""
         check_inputs(x, y)
         x0 = x.detach()
         lower, upper = box_tensor(self.lower, x0, "lower"), box_tensor(self.upper, x0, "upper")
@@ -121,8 +117,28 @@ class IterativeAttack:
             raise ValueError("x lies outside the box [lower, upper]")
         clean = self._explain(x0, y, create_graph=False)
         check_k(self.k, clean.shape[1])
+        return x0, lower, upper, clean, self._predict(x0)
+
+    def _finish(self, x_t: torch.Tensor, y: torch.Tensor, clean: torch.Tensor, precision: torch.Tensor,
+                pred0: torch.Tensor, steps_run: torch.Tensor) -> AttackResult:
+        """Record P@k at the returned point, the manipulation epoch and the label check."""
+        final = self._explain(x_t, y, False)
+        precision[-1] = ops.precision_at_k(clean, final, self.k, backend=self.backend)
+        moved = precision < 1
+        never = torch.full((x_t.shape[0],), precision.shape[0], device=x_t.device)
+        epoch = torch.where(moved.any(dim=0), moved.float().argmax(dim=0), never).to(torch.int64)
+        return AttackResult(x_adv=x_t, precision_at_k=precision, manipulation_epoch=epoch,
+                            label_kept=self._predict(x_t) == pred0, steps_run=steps_run,
+                            clean_maps=clean, adv_maps=final)
+
+    @staticmethod
+    def _view(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return mask.view(-1, *([1] * (like.dim() - 1)))
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> AttackResult:
+        """Attack the batch ``x`` whose explanations are taken at labels ``y``."""
+        x0, lower, upper, clean, pred0 = self._setup(x, y)
         state = self._prepare(clean)
-        pred0 = self._predict(x0)
         lagrangian = self.constraint in LAGRANGIAN
         if lagrangian:
             with torch.no_grad():
@@ -162,11 +178,4 @@ class IterativeAttack:
                 x_next = torch.where(self._view(active, x0), x_next, x_t)
             steps_run += active
             x_t = x_next
-        final = self._explain(x_t, y, False)
-        precision[self.steps] = ops.precision_at_k(clean, final, self.k, backend=self.backend)
-        moved = precision < 1
-        epoch = torch.where(moved.any(dim=0), moved.float().argmax(dim=0),
-                            torch.full((batch,), self.steps + 1, device=x0.device)).to(torch.int64)
-        return AttackResult(x_adv=x_t, precision_at_k=precision, manipulation_epoch=epoch,
-                            label_kept=self._predict(x_t) == pred0, steps_run=steps_run,
-                            clean_maps=clean, adv_maps=final)
+        return self._finish(x_t, y, clean, precision, pred0, steps_run)

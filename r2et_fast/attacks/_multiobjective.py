@@ -8,8 +8,7 @@ from __future__ import annotations
 import torch
 
 from r2et_fast import ops
-from r2et_fast._validation import check_k
-from r2et_fast.attacks._base import AttackResult, box_tensor, check_inputs
+from r2et_fast.attacks._base import AttackResult
 
 
 def min_norm_point(grads: torch.Tensor, iters: int = 50) -> torch.Tensor:
@@ -61,14 +60,9 @@ class MultiObjectiveERAttack:
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> AttackResult:
         b = self._base
-        check_inputs(x, y)
-        x0 = x.detach()
-        lower, upper = box_tensor(b.lower, x0, "lower"), box_tensor(b.upper, x0, "upper")
-        clean = b._explain(x0, y, create_graph=False)
-        check_k(b.k, clean.shape[1])
+        x0, lower, upper, clean, pred0 = b._setup(x, y)
         _, hi, lo = ops.topk_pair_gap(clean, b.k, self.pairs, "linear", self.n_pairs,
                                       return_indices=True, backend=b.backend)
-        pred0 = b._predict(x0)
 
         def gaps(maps):
             return maps.gather(1, hi) - maps.gather(1, lo)
@@ -111,11 +105,4 @@ class MultiObjectiveERAttack:
                 length = torch.where(todo & ~ok, length / 2, length)
             steps_run += accepted
             x_t = x_new
-        final = b._explain(x_t, y, False)
-        precision[b.steps] = ops.precision_at_k(clean, final, b.k, backend=b.backend)
-        moved = precision < 1
-        epoch = torch.where(moved.any(dim=0), moved.float().argmax(dim=0),
-                            torch.full((batch,), b.steps + 1, device=x0.device)).to(torch.int64)
-        return AttackResult(x_adv=x_t, precision_at_k=precision, manipulation_epoch=epoch,
-                            label_kept=b._predict(x_t) == pred0, steps_run=steps_run,
-                            clean_maps=clean, adv_maps=final)
+        return b._finish(x_t, y, clean, precision, pred0, steps_run)
