@@ -18,7 +18,9 @@ SHA256: dict[str, str] = {
     "adult.data.gz": "81c14f24b919c178d21a5ba46de02ed376e7cccee4d0d5d06af45ea4a7fc29bf",
     "adult.test.gz": "1ab9f879f1249af35ea926e579f3ed5883747a661501527615d566b002476e08",
     "bank-uci.csv.gz": "b0b8f7507192b58bdd963c33351d1f90f27704211ec30ef13b599b3347246ec9",
+    "bzr.sdf.gz": "f7272d3dc8c26574d43bafeb1c76390ad76ff1bc2032e7a73af5ad59001a8d8e",
     "compas-scores-two-years.csv.gz": "aae6734f8efb7e337b07df86708547d00e42a86e9ab3e1ab434d098863cdb806",
+    "mnist_10k.npz": "0217e13bd0668deb198aa7d305edbf0331eb89f8a6e7dd226e03d1aa3a9bd4ef",
 }
 
 _REINSTALL = "reinstall the package (or pass data_dir= a folder holding an intact copy)"

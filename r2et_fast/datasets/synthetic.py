@@ -20,7 +20,12 @@ class Split:
 
     @property
     def n_features(self) -> int:
-        return self.x_train.shape[1]
+        """Features per sample (all dimensions after the batch one)."""
+        return self.x_train[0].numel()
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
 
 
 def make_tabular(n_samples: int = 3000, n_features: int = 16, n_informative: int = 5,

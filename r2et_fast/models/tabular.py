@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-ACTIVATIONS = ("leaky_relu", "softplus")
+from r2et_fast.models._activation import make_activation
 
 
 class TabularMLP(nn.Module):
@@ -18,13 +18,11 @@ class TabularMLP(nn.Module):
     def __init__(self, n_features: int, n_classes: int = 2, hidden: int = 32,
                  activation: str = "leaky_relu", beta: float = 10.0) -> None:
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
         for name, value in (("n_features", n_features), ("n_classes", n_classes), ("hidden", hidden)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         self.hidden = nn.Linear(n_features, hidden)
-        self.act = nn.LeakyReLU() if activation == "leaky_relu" else nn.Softplus(beta=beta)
+        self.act = make_activation(activation, beta)
         self.out = nn.Linear(hidden, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from r2et_fast.models import ACTIVATIONS, ARCHITECTURES
+
 METHODS = ("vanilla", "wd", "sp", "est_h", "exact_h", "ssr", "at",
            "r2et", "r2et_noh", "r2et_mm", "r2et_mm_noh")
 # Paper names, for tables.
@@ -24,6 +26,9 @@ class TrainConfig:
     """
 
     method: str = "vanilla"
+    arch: str = "mlp"               # mlp | cnn | siamese_cnn | siamese_gcn (r2et_fast.models)
+    activation: str | None = None   # None: the architecture's default; SP always uses softplus
+    node_features: str = "identity"  # siamese_gcn: identity | profile
     epochs: int = 10
     batch_size: int = 256
     lr: float = 1e-3
@@ -59,6 +64,10 @@ class TrainConfig:
         for name in ("lambda_gap", "lambda_hess", "lambda_reg", "weight_decay", "at_eps", "at_alpha"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"arch must be one of {ARCHITECTURES}, got {self.arch!r}")
+        if self.activation is not None and self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be None or one of {ACTIVATIONS}, got {self.activation!r}")
         if self.transform not in ("linear", "exp"):
             raise ValueError(f"transform must be 'linear' or 'exp', got {self.transform!r}")
 

@@ -3,6 +3,7 @@ epoch, resumable after a kill (the resumed run reproduces the uninterrupted one 
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,10 +11,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from r2et_fast import models
 from r2et_fast._io import load_torch, save_json, save_torch
 from r2et_fast.datasets import Split
 from r2et_fast.metrics import prediction_auc
-from r2et_fast.models import TabularMLP
 from r2et_fast.train._config import TrainConfig
 from r2et_fast.train._objectives import objective
 
@@ -22,12 +23,15 @@ MODEL = "model.pt"
 LOG = "log.json"
 
 
-def build_model(cfg: TrainConfig, n_features: int, n_classes: int = 2) -> TabularMLP:
-    """The paper's tabular MLP; SP swaps LeakyReLU for softplus(beta). Seeded by ``cfg.seed``."""
+def build_model(cfg: TrainConfig, input_shape: int | tuple[int, ...], n_classes: int = 2) -> torch.nn.Module:
+    """The model ``cfg.arch`` for samples of ``input_shape`` (an int: n tabular features); SP swaps
+    the activation for softplus(beta). Seeded by ``cfg.seed``."""
+    shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
     with torch.random.fork_rng():
         torch.manual_seed(cfg.seed)
-        activation = "softplus" if cfg.method == "sp" else "leaky_relu"
-        return TabularMLP(n_features, n_classes, cfg.hidden, activation, cfg.softplus_beta)
+        activation = "softplus" if cfg.method == "sp" else cfg.activation
+        return models.build(cfg.arch, shape, n_classes, activation=activation, beta=cfg.softplus_beta,
+                            hidden=cfg.hidden, node_features=cfg.node_features)
 
 
 def _epoch_order(cfg: TrainConfig, epoch: int, n: int) -> torch.Tensor:
@@ -43,19 +47,23 @@ class TrainResult:
     out_dir: Path | None = None
 
 
-def save_model(path: str | Path, model: torch.nn.Module, cfg: TrainConfig, n_features: int,
+def save_model(path: str | Path, model: torch.nn.Module, cfg: TrainConfig, input_shape: tuple[int, ...],
                n_classes: int, dataset: str | None) -> None:
-    save_torch(path, {"state_dict": model.state_dict(), "config": cfg.to_dict(),
-                      "n_features": n_features, "n_classes": n_classes, "dataset": dataset})
+    shape = list(input_shape)
+    save_torch(path, {"state_dict": model.state_dict(), "config": cfg.to_dict(), "input_shape": shape,
+                      "n_features": math.prod(shape), "n_classes": n_classes, "dataset": dataset})
 
 
-def load_model(path: str | Path) -> tuple[TabularMLP, TrainConfig, dict]:
+def load_model(path: str | Path) -> tuple[torch.nn.Module, TrainConfig, dict]:
     """A model saved by ``train`` (``weights_only=True``): (model in eval mode, config, metadata)."""
     payload = load_torch(path)
     cfg = TrainConfig.from_dict(payload["config"])
-    model = build_model(cfg, payload["n_features"], payload["n_classes"])
+    shape = tuple(payload.get("input_shape", [payload["n_features"]]))
+    model = build_model(cfg, shape, payload["n_classes"])
     model.load_state_dict(payload["state_dict"])
-    return model.eval(), cfg, {k: payload[k] for k in ("n_features", "n_classes", "dataset")}
+    meta = {k: payload[k] for k in ("n_features", "n_classes", "dataset")}
+    meta["input_shape"] = shape
+    return model.eval(), cfg, meta
 
 
 def train(data: Split, cfg: TrainConfig, *, out_dir: str | Path | None = None, resume: bool = True,
@@ -66,8 +74,8 @@ def train(data: Split, cfg: TrainConfig, *, out_dir: str | Path | None = None, r
     the final model as ``model.pt``; with ``resume`` an existing checkpoint of the same
     configuration is continued.
     """
-    n_features, n_classes = data.x_train.shape[1], int(data.y_train.max()) + 1
-    model = build_model(cfg, n_features, n_classes).to(data.x_train.dtype)
+    input_shape, n_classes = tuple(data.x_train.shape[1:]), int(data.y_train.max()) + 1
+    model = build_model(cfg, input_shape, n_classes).to(data.x_train.dtype)
     decay = cfg.weight_decay if cfg.method == "wd" else 0.0
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=decay)
     history: list[dict] = []
@@ -113,5 +121,5 @@ def train(data: Split, cfg: TrainConfig, *, out_dir: str | Path | None = None, r
             save_json(out / LOG, {"config": cfg.to_dict(), "dataset": dataset_name, "history": history})
     model.eval()
     if out is not None:
-        save_model(out / MODEL, model, cfg, n_features, n_classes, dataset_name)
+        save_model(out / MODEL, model, cfg, input_shape, n_classes, dataset_name)
     return TrainResult(model=model, config=cfg, history=history, out_dir=out)
