@@ -105,7 +105,7 @@ def test_bad_arguments(trained):
 
 
 @pytest.mark.parametrize("constraint", ["gda", "hedge", "qp", "fixed"])
-@pytest.mark.parametrize("distance", ["prob_l2", "kl"])
+@pytest.mark.parametrize("distance", ["prob_l2", "kl", "margin"])
 def test_lagrangian_constraints_run_and_stay_inside(backend, trained, constraint, distance):
     model, x, y = trained
     result = ERAttack(model, k=4, eps=0.5, alpha=0.05, steps=10, norm="linf", constraint=constraint,
@@ -130,3 +130,18 @@ def test_constraint_options_are_checked(trained):
         ERAttack(model, distance="js")
     with pytest.raises(ValueError, match="tolerance must be a finite number"):
         ERAttack(model, tolerance=-1)
+
+
+def test_margin_constraint_is_inactive_until_the_prediction_flips(trained):
+    """With distance="margin" and tolerance 0 the handlers equal the free attack while nothing flips."""
+    model, x, y = trained
+    kw = dict(k=4, eps=0.05, alpha=0.01, steps=5, norm="linf", distance="margin")
+    free = ERAttack(model, constraint="none", **kw)(x, y)
+    assert bool(free.label_kept.all())
+    for constraint in ("gda", "hedge", "qp"):
+        same = ERAttack(model, constraint=constraint, **kw)(x, y)
+        assert torch.allclose(same.x_adv, free.x_adv)
+    attack = ERAttack(model, constraint="gda", distance="margin", tolerance=0.0)
+    with torch.no_grad():
+        p0 = torch.softmax(model(x), dim=1)
+    assert bool((attack._violation(x, p0) == 0).all())

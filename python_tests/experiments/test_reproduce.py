@@ -26,10 +26,20 @@ def test_quick_reproduce(tmp_path, capsys):
                                                                 "fixed"}
     early = next(r for r in entry["constrained"] if r["constraint"] == "early_stop")
     assert early["sensitivity"] == 0.0  # early stop never changes a prediction
+    # model selection ran over the grids and picked one value per regularised method
+    assert set(entry["selected"]) == {"r2et", "est_h"}
+    for method in ("r2et", "est_h"):
+        assert len(entry["selected"][method]) == 1
+    for row in entry["variants"].values():
+        assert 0.0 <= row["smoothgrad"] <= 1.0 and 0.0 <= row["ig"] <= 1.0
+    assert {(r["method"], r["k"], r["n_pairs"]) for r in entry["k_grid"]} == {
+        ("vanilla", 4, None), ("vanilla", 8, None), ("r2et", 4, None), ("r2et", 8, None),
+        ("r2et_mm", 8, 2), ("r2et_mm", 8, 4)}
+    assert all(0.0 <= r["precision_at_k_erattack"] <= 1.0 for r in entry["k_grid"])
     report = (out / "report.md").read_text()
-    assert "### Table 1" in report and "| R2ET |" in report
+    assert "### Table 1" in report and "| R2ET |" in report and "SmoothGrad" in report
     pngs = sorted(out.glob("*.png"))
-    assert len(pngs) == 4 and all(p.stat().st_size > 1000 for p in pngs)
+    assert len(pngs) == 5 and all(p.stat().st_size > 1000 for p in pngs)
     assert all(f"]({p.name})" in report for p in pngs)
     # a second run reuses every cached model and evaluation and gives the same results
     before = (out / "results.json").read_text()

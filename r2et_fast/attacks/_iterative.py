@@ -19,7 +19,7 @@ from r2et_fast.explain import Explainer, Saliency
 
 CONSTRAINTS = ("none", "early_stop", "gda", "hedge", "qp", "fixed")
 LAGRANGIAN = ("gda", "hedge", "qp", "fixed")
-DISTANCES = ("prob_l2", "kl")
+DISTANCES = ("prob_l2", "kl", "margin")
 
 
 class IterativeAttack:
@@ -82,7 +82,13 @@ class IterativeAttack:
 
     def _violation(self, x: torch.Tensor, p0: torch.Tensor) -> torch.Tensor:
         """c(x) = max(0, d(p(x0), p(x)) - tolerance) per sample, differentiable w.r.t. x."""
-        log_p = torch.log_softmax(self.model(x), dim=1)
+        logits = self.model(x)
+        if self.distance == "margin":
+            c0 = p0.argmax(dim=1, keepdim=True)
+            own = logits.gather(1, c0).squeeze(1)
+            rival = logits.scatter(1, c0, float("-inf")).max(dim=1).values
+            return torch.relu(rival - own - self.tolerance)
+        log_p = torch.log_softmax(logits, dim=1)
         if self.distance == "kl":
             d = (p0 * (p0.clamp_min(1e-30).log() - log_p)).sum(dim=1)
         else:

@@ -1,12 +1,12 @@
-"""`r2et-fast reproduce` for the tabular data sets (SPEC §9): trains every method (or loads the
-cached runs), attacks the test split with ERAttack and the MSE attack, and writes ``results.json``
-and ``report.md`` with figures. Interrupted runs resume: training from its checkpoints, every
-evaluation from its cached JSON.
+"""`r2et-fast reproduce` (SPEC §9): for each data set, train every method (model selection over
+each method's grid on the validation split, or the cached runs), attack the test split with
+ERAttack and the MSE attack, and write ``results.json`` and ``report.md`` with figures.
 
-First version: Table 1 (mean ± std over seeds), the correlation study (Hessian norm, thickness and
-manipulation epoch; Spearman and scatter plots), the constrained attacks (P@k vs sensitivity per
-constraint handler), the accuracy–robustness trade-off and faithfulness per method. Still to come:
-the k / k' grid and the SmoothGrad / IG variants of Table 1.
+Per data set the report holds Table 1 (mean ± std over seeds), the SmoothGrad and IG variants of
+Table 1, the correlation study (Hessian norm, thickness, manipulation epoch), constrained attacks
+(P@k vs sensitivity per handler), the accuracy–robustness trade-off, the k / k' grid (first data set)
+and faithfulness. Interrupted runs resume: training from its checkpoints, every evaluation from
+its cached JSON.
 """
 
 from __future__ import annotations
@@ -19,37 +19,54 @@ from pathlib import Path
 
 import numpy as np
 import scipy.stats
+import torch
 from tqdm.auto import tqdm
 
 from r2et_fast import regularizers
 from r2et_fast._io import save_json
 from r2et_fast.attacks import ERAttack, MSEAttack
-from r2et_fast.datasets import DATASETS, Split, load_tabular
-from r2et_fast.experiments.tabular import data_box, explain_targets
-from r2et_fast.explain import Saliency
+from r2et_fast.datasets import Split
+from r2et_fast.experiments._report import render_report, write_figures
+from r2et_fast.experiments._specs import DatasetSpec, get_spec
+from r2et_fast.experiments.tabular import AttackConfig, data_box, explain_targets, select_model
+from r2et_fast.explain import IntegratedGradients, Saliency, SmoothGrad
 from r2et_fast.metrics import COMP, DFFOT, SUFF, Sensitivity, prediction_auc
 from r2et_fast.thickness import topk_thickness
-from r2et_fast.train import METHOD_LABELS, METHODS, TrainConfig, load_model, train
+from r2et_fast.train import METHODS, TrainConfig, load_model, train
+
+EXPLAINER_VARIANTS = ("smoothgrad", "ig")
 
 
 @dataclass(frozen=True)
 class ReproduceConfig:
-    datasets: tuple[str, ...] = DATASETS
+    """What to run. Budgets left at None take the data set's protocol (``_specs.SPECS``)."""
+
+    datasets: tuple[str, ...] = ("adult", "bank", "compas")
     methods: tuple[str, ...] = METHODS
     seeds: int = 1
     quick: bool = False
     out: str = "reproduction"
-    k: int = 8
-    epochs: int = 10
-    steps: int = 1000
-    alpha: float = 1e-3
-    eps: float = 1.0
+    k: int | None = None
+    epochs: int | None = None
+    steps: int | None = None
+    alpha: float | None = None
+    eps: float | None = None
+    select: bool = True               # model selection over each method's grid (SPEC §9)
+    selection_threshold: float = 0.02
+    selection_steps: int = 100        # validation attack: fewer, proportionally longer steps
+    selection_samples: int = 1000
     max_train: int | None = None      # subsample the training split (quick runs)
     max_test: int | None = None       # attack only the first test samples
     correlation_samples: int = 500
     thickness_samples: int = 16       # S
     thickness_path: int = 10          # T
     faithfulness_samples: int = 500
+    variant_samples: int = 500        # SmoothGrad / IG variants of Table 1
+    variant_steps: int = 100
+    smoothgrad_samples: int = 10
+    ig_steps: int = 8
+    k_grid: tuple[int, ...] = (4, 8, 12)
+    n_pairs_grid: tuple[int, ...] = (2, 4, 8)
     constraints: tuple[str, ...] = ("none", "early_stop", "gda", "hedge", "qp", "fixed")
     backend: str | None = None
     explain_target: str = "predicted"  # the class whose explanation is attacked ("label": authors')
@@ -57,10 +74,33 @@ class ReproduceConfig:
 
     @classmethod
     def quick_defaults(cls, **overrides) -> ReproduceConfig:
-        base = dict(quick=True, epochs=2, steps=20, alpha=0.05, eps=1.0, max_train=1500, max_test=150,
-                    correlation_samples=40, thickness_samples=4, thickness_path=4, faithfulness_samples=40)
+        base = dict(quick=True, epochs=2, steps=20, max_train=1500, max_test=150, selection_steps=10,
+                    selection_samples=100, correlation_samples=40, thickness_samples=4, thickness_path=4,
+                    faithfulness_samples=40, variant_samples=40, variant_steps=5, smoothgrad_samples=4,
+                    ig_steps=4, k_grid=(4, 8), n_pairs_grid=(2, 4))
         base.update(overrides)
         return cls(**base)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The resolved protocol of one data set under a config."""
+
+    k: int
+    eps: float
+    alpha: float
+    steps: int
+    step_norm: str
+
+    def scaled(self, steps: int) -> Budget:
+        """The same radius in fewer, proportionally longer steps."""
+        return dataclasses.replace(self, steps=steps, alpha=self.alpha * self.steps / steps)
+
+
+def budget(spec: DatasetSpec, cfg: ReproduceConfig) -> Budget:
+    steps = cfg.steps or spec.steps
+    alpha = cfg.alpha or spec.alpha * spec.steps / steps
+    return Budget(cfg.k or spec.k, cfg.eps or spec.eps, alpha, steps, spec.step_norm)
 
 
 def _subset(data: Split, cfg: ReproduceConfig) -> Split:
@@ -78,63 +118,152 @@ def _cached(path: Path, compute):
     return value
 
 
-def _attack(attack_cls, model, data: Split, cfg: ReproduceConfig, **kw):
-    x, y = data.x_test, data.y_test
-    if cfg.max_test is not None:
-        x, y = x[:cfg.max_test], y[:cfg.max_test]
-    lower, upper = data_box(data)
-    attack = attack_cls(model, k=cfg.k, eps=cfg.eps, alpha=cfg.alpha, steps=cfg.steps, norm="linf",
-                        step_norm="l2", lower=lower, upper=upper, backend=cfg.backend, **kw)
-    return x, y, attack(x, explain_targets(model, x, y, cfg.explain_target))
+def _box(spec: DatasetSpec, data: Split):
+    return data_box(data) if spec.box == "data" else spec.box
 
 
-def _evaluate(model, data: Split, cfg: ReproduceConfig) -> dict:
-    x, y, er = _attack(ERAttack, model, data, cfg)
-    _, _, mse = _attack(MSEAttack, model, data, cfg)
+def _test(data: Split, cfg: ReproduceConfig, limit: int | None = None):
+    n = min(v for v in (cfg.max_test, limit, len(data.x_test)) if v is not None)
+    return data.x_test[:n], data.y_test[:n]
+
+
+def _attack(attack_cls, model, data, spec, b: Budget, cfg, x, y, **kw):
+    lower, upper = _box(spec, data)
+    attack = attack_cls(model, k=b.k, eps=b.eps, alpha=b.alpha, steps=b.steps, norm="linf",
+                        step_norm=b.step_norm, lower=lower, upper=upper, backend=cfg.backend, **kw)
+    return attack(x, explain_targets(model, x, y, cfg.explain_target))
+
+
+def _evaluate(model, data, spec, b: Budget, cfg) -> dict:
+    x, y = _test(data, cfg)
+    er = _attack(ERAttack, model, data, spec, b, cfg, x, y)
+    mse = _attack(MSEAttack, model, data, spec, b, cfg, x, y)
     return {"cauc": prediction_auc(model, x, y), "aauc": prediction_auc(model, er.x_adv, y),
             "precision_at_k_erattack": er.final_precision_at_k.double().mean().item(),
             "precision_at_k_mse": mse.final_precision_at_k.double().mean().item(),
             "aauc_mse": prediction_auc(model, mse.x_adv, y)}
 
 
-def _faithfulness(model, data: Split, cfg: ReproduceConfig) -> dict:
-    x, y = data.x_test[:cfg.faithfulness_samples], data.y_test[:cfg.faithfulness_samples]
+def _variants(model, data, spec, b: Budget, cfg) -> dict:
+    """P@k of the SmoothGrad and IG explanations under an ERAttack on that explanation."""
+    x, y = _test(data, cfg, cfg.variant_samples)
+    short = b.scaled(cfg.variant_steps)
+    explainers = {
+        "smoothgrad": SmoothGrad(model, n_samples=cfg.smoothgrad_samples, stdev=spec.smoothgrad_stdev, seed=0,
+                                 score="loss", abs=True),
+        "ig": IntegratedGradients(model, n_steps=cfg.ig_steps, method="gausslegendre", score="loss", abs=True),
+    }
+    out = {}
+    for name, explainer in explainers.items():
+        er = _attack(ERAttack, model, data, spec, short, cfg, x, y, explainer=explainer)
+        out[name] = er.final_precision_at_k.double().mean().item()
+    return out
+
+
+def _faithfulness(model, data, cfg) -> dict:
+    x, y = _test(data, cfg, cfg.faithfulness_samples)
     maps = Saliency(model, score="loss").attribute(x, target=explain_targets(model, x, y, cfg.explain_target))
     return {name: float(metric()(model, x, maps).double().mean()) for name, metric in
             (("dffot", DFFOT), ("comp", COMP), ("suff", SUFF))}
 
 
-def _correlation(model, data: Split, cfg: ReproduceConfig) -> dict:
-    """Per test sample: Hessian norm, thickness and manipulation epoch."""
-    n = cfg.correlation_samples
-    x = data.x_test[:n]
-    y = explain_targets(model, x, data.y_test[:n], cfg.explain_target)
+def _spearman(a: torch.Tensor, b: torch.Tensor) -> float | None:
+    r = scipy.stats.spearmanr(a.detach().numpy(), b.numpy()).statistic
+    return None if r is None or math.isnan(r) else float(r)
+
+
+def _correlation(model, data, spec, b: Budget, cfg) -> dict:
+    """Per test sample: Hessian norm, thickness and manipulation epoch (no early stop, so every
+    sample runs the whole budget and the epoch is where its top-k first changes)."""
+    x, y = _test(data, cfg, cfg.correlation_samples)
+    y = explain_targets(model, x, y, cfg.explain_target)
     h, _ = regularizers.hessian_norm(model, x, y, backend=cfg.backend)
     explainer = Saliency(model, score="loss")
-    thick = topk_thickness(lambda z, i: explainer.attribute(z, target=y[i]), x, cfg.k, eps=cfg.eps,
+    lower, upper = _box(spec, data)
+    thick = topk_thickness(lambda z, i: explainer.attribute(z, target=y[i]), x, b.k, eps=b.eps,
                            n_samples=cfg.thickness_samples, n_path=cfg.thickness_path,
                            backend=cfg.backend).per_sample
-    lower, upper = data_box(data)
-    er = ERAttack(model, k=cfg.k, eps=cfg.eps, alpha=cfg.alpha, steps=cfg.steps, lower=lower, upper=upper,
-                  backend=cfg.backend)(x, y)
+    er = ERAttack(model, k=b.k, eps=b.eps, alpha=b.alpha, steps=b.steps, step_norm=b.step_norm,
+                  lower=lower, upper=upper, backend=cfg.backend)(x, y)
     epoch = er.manipulation_epoch.double()
-
-    def rho(a, b):
-        r = scipy.stats.spearmanr(a.detach().numpy(), b.numpy()).statistic
-        return None if r is None or math.isnan(r) else float(r)
-
     return {"hessian": h.detach().tolist(), "thickness": thick.tolist(), "epoch": epoch.tolist(),
-            "spearman_thickness_epoch": rho(thick, epoch), "spearman_hessian_epoch": rho(h, epoch)}
+            "spearman_thickness_epoch": _spearman(thick, epoch), "spearman_hessian_epoch": _spearman(h, epoch)}
 
 
-def _constrained(model, data: Split, cfg: ReproduceConfig) -> list[dict]:
+def _constrained(model, data, spec, b: Budget, cfg) -> list[dict]:
+    """Each constraint handler on Vanilla, attacking the *label's* explanation (which can flip the
+    prediction, unlike the predicted class's), twice the radius, margin constraint."""
+    x, y = _test(data, cfg)
+    lower, upper = _box(spec, data)
     rows = []
     for constraint in cfg.constraints:
-        x, _, result = _attack(ERAttack, model, data, cfg, constraint=constraint)
+        result = ERAttack(model, k=b.k, eps=2 * b.eps, alpha=2 * b.alpha, steps=b.steps, norm="linf",
+                          step_norm=b.step_norm, constraint=constraint, distance="margin", lower=lower,
+                          upper=upper, backend=cfg.backend)(x, y)
         rows.append({"constraint": constraint,
                      "precision_at_k": result.final_precision_at_k.double().mean().item(),
                      "sensitivity": Sensitivity().share(model, x, result.x_adv)})
     return rows
+
+
+def _k_grid(data, spec, b: Budget, cfg, out: Path, seed: int) -> list[dict]:
+    """R2ET trained and attacked at each k, R2ET-mm at each k' (k fixed), Vanilla at each k."""
+    rows = []
+    base = {**spec.train, **({"epochs": cfg.epochs} if cfg.epochs else {})}
+    runs = [("vanilla", {}, k) for k in cfg.k_grid] + [("r2et", {"k": k}, k) for k in cfg.k_grid]
+    runs += [("r2et_mm", {"k": b.k, "n_pairs": p}, b.k) for p in cfg.n_pairs_grid if p <= b.k]
+    for method, extra, k in tqdm(runs, desc="k grid", leave=False):
+        tag = "_".join(f"{key}{value}" for key, value in extra.items()) or "default"
+        run = out / "kgrid" / f"{method}_{tag}"
+        tcfg = TrainConfig(method=method, arch=spec.arch, seed=seed, backend=cfg.backend,
+                           **{**base, "k": b.k, **extra})
+        model = _train(data, tcfg, run)
+        scores = _cached(run / f"evaluation_k{k}.json",
+                         lambda m=model, kk=k: _evaluate(m, data, spec, dataclasses.replace(b, k=kk), cfg))
+        rows.append({"method": method, "k": k, "n_pairs": extra.get("n_pairs"),
+                     "precision_at_k_erattack": scores["precision_at_k_erattack"], "cauc": scores["cauc"]})
+    return rows
+
+
+def _train(data: Split, tcfg: TrainConfig, run: Path):
+    if (run / "model.pt").is_file():
+        return load_model(run / "model.pt")[0].eval()
+    return train(data, tcfg, out_dir=run, progress=False).model.eval()
+
+
+def _select(data, spec, b: Budget, cfg, method: str, seed: int, out: Path, vanilla_auc: float):
+    """Train ``method`` (one candidate per grid value when selecting) and pick one (SPEC §9)."""
+    base = {**spec.train, **({"epochs": cfg.epochs} if cfg.epochs else {})}
+    common = dict(method=method, arch=spec.arch, k=b.k, seed=seed, backend=cfg.backend)
+    if not cfg.select or method not in spec.grid:
+        run = out / method
+        return _train(data, TrainConfig(**common, **base), run), run, None
+    param, values = spec.grid[method]
+    candidates = []
+    for value in values:
+        run = out / f"{method}_{param}={value:g}"
+        tcfg = TrainConfig(**common, **{**base, param: value})
+        candidates.append((_train(data, tcfg, run), run, tcfg))
+
+    def records():
+        attack_cfg = AttackConfig(k=b.k, alpha=b.alpha * b.steps / cfg.selection_steps,
+                                  steps=cfg.selection_steps, eps=b.eps, max_samples=cfg.selection_samples,
+                                  step_norm=b.step_norm, backend=cfg.backend, explain_target=cfg.explain_target)
+        results = [_Candidate(m, c) for m, _, c in candidates]
+        _, recs = select_model(results, data, attack_cfg, vanilla_auc, threshold=cfg.selection_threshold,
+                               progress=False, box=_box(spec, data))
+        return recs
+
+    recs = _cached(out / f"{method}_selection.json", records)
+    best = next(i for i, r in enumerate(recs) if r.get("chosen"))
+    model, run, _ = candidates[best]
+    return model, run, {"param": param, "candidates": recs}
+
+
+@dataclass
+class _Candidate:  # the fields of a TrainResult that select_model reads
+    model: torch.nn.Module
+    config: TrainConfig
 
 
 def _mean_std(values: list[float]) -> dict:
@@ -142,125 +271,54 @@ def _mean_std(values: list[float]) -> dict:
     return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0}
 
 
+def _dataset(name: str, cfg: ReproduceConfig, out: Path, progress: bool) -> dict:
+    spec = get_spec(name)
+    b = budget(spec, cfg)
+    per_method: dict = {}
+    chosen: dict = {}
+    seed0: dict = {}
+    for seed in range(cfg.seeds):
+        data = _subset(spec.load(seed), cfg)
+        root = out / "runs" / name / f"seed{seed}"
+        vanilla, _, _ = _select(data, spec, b, cfg, "vanilla", seed, root, 0.0)
+        vanilla_auc = prediction_auc(vanilla, data.x_val, data.y_val)
+        for method in tqdm(cfg.methods, desc=f"{name} seed {seed}", disable=not progress):
+            model, run, selection = _select(data, spec, b, cfg, method, seed, root, vanilla_auc)
+            scores = _cached(run / "evaluation.json", lambda m=model, d=data: _evaluate(m, d, spec, b, cfg))
+            per_method.setdefault(method, []).append(scores)
+            if selection is not None:
+                chosen.setdefault(method, []).append(
+                    next(r["config"][selection["param"]] for r in selection["candidates"] if r.get("chosen")))
+            if seed == 0:
+                seed0[method] = (model, run, data)
+    table = {m: {key: _mean_std([s[key] for s in runs]) for key in runs[0]} for m, runs in per_method.items()}
+    entry: dict = {"budget": dataclasses.asdict(b), "modality": spec.modality, "table1": table,
+                   "selected": chosen, "variants": {}, "faithfulness": {}, "correlation": {}}
+    for m, (model, run, data) in tqdm(seed0.items(), desc=f"{name} studies", disable=not progress):
+        entry["variants"][m] = _cached(run / "variants.json",
+                                       lambda mm=model, d=data: _variants(mm, d, spec, b, cfg))
+        entry["faithfulness"][m] = _cached(run / "faithfulness.json", lambda mm=model, d=data:
+                                           _faithfulness(mm, d, cfg))
+        if m in ("vanilla", "r2et"):
+            entry["correlation"][m] = _cached(run / "correlation.json",
+                                              lambda mm=model, d=data: _correlation(mm, d, spec, b, cfg))
+        if m == "vanilla":
+            entry["constrained"] = _cached(run / "constrained.json",
+                                           lambda mm=model, d=data: _constrained(mm, d, spec, b, cfg))
+    return entry
+
+
 def reproduce(cfg: ReproduceConfig, *, progress: bool = True) -> dict:
     out = Path(cfg.out)
     results: dict = {"config": dataclasses.asdict(cfg), "datasets": {}}
-    for name in cfg.datasets:
-        data = _subset(load_tabular(name, seed=0), cfg)
-        per_method: dict = {}
-        models = {}
-        for seed in range(cfg.seeds):
-            for method in tqdm(cfg.methods, desc=f"{name} seed {seed}", disable=not progress):
-                run = out / "runs" / name / f"seed{seed}" / method
-                tcfg = TrainConfig(method=method, epochs=cfg.epochs, k=cfg.k, seed=seed, backend=cfg.backend)
-                if (run / "model.pt").is_file():
-                    model = load_model(run / "model.pt")[0]
-                else:
-                    model = train(data, tcfg, out_dir=run, progress=False, dataset_name=name).model
-                model.eval()
-                scores = _cached(run / "evaluation.json", lambda m=model, d=data: _evaluate(m, d, cfg))
-                per_method.setdefault(method, []).append(scores)
-                if seed == 0:
-                    models[method] = (model, run)
-        table = {m: {key: _mean_std([s[key] for s in runs]) for key in runs[0]}
-                 for m, runs in per_method.items()}
-        entry: dict = {"table1": table, "faithfulness": {}, "correlation": {}}
-        for m, (model, run) in models.items():
-            entry["faithfulness"][m] = _cached(run / "faithfulness.json",
-                                               lambda mm=model, d=data: _faithfulness(mm, d, cfg))
-            if m in ("vanilla", "r2et"):
-                entry["correlation"][m] = _cached(run / "correlation.json",
-                                                  lambda mm=model, d=data: _correlation(mm, d, cfg))
-            if m == "vanilla":
-                entry["constrained"] = _cached(run / "constrained.json",
-                                               lambda mm=model, d=data: _constrained(mm, d, cfg))
+    for i, name in enumerate(cfg.datasets):
+        entry = _dataset(name, cfg, out, progress)
+        if i == 0 and cfg.k_grid:  # the k / k' study on the first data set only (it retrains)
+            spec = get_spec(name)
+            data = _subset(spec.load(0), cfg)
+            entry["k_grid"] = _k_grid(data, spec, budget(spec, cfg), cfg, out / "runs" / name / "seed0", 0)
         results["datasets"][name] = entry
     save_json(out / "results.json", results)
     figures = write_figures(results, out)
     (out / "report.md").write_text(render_report(results, figures))
     return results
-
-
-def write_figures(results: dict, out: Path) -> dict[str, list[str]]:
-    """PNG figures per data set: trade-off, correlation scatter, constrained-attack Pareto plot."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figures: dict[str, list[str]] = {}
-    for name, entry in results["datasets"].items():
-        paths = []
-        fig, ax = plt.subplots(figsize=(5, 4))
-        for method, row in entry["table1"].items():
-            ax.scatter(row["cauc"]["mean"], row["precision_at_k_erattack"]["mean"])
-            point = (row["cauc"]["mean"], row["precision_at_k_erattack"]["mean"])
-            ax.annotate(METHOD_LABELS[method], point, fontsize=7)
-        ax.set(xlabel="cAUC", ylabel="P@k under ERAttack", title=f"{name}: accuracy vs robustness")
-        paths.append(_save(fig, out / f"{name}_tradeoff.png"))
-        for method, corr in entry.get("correlation", {}).items():
-            fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
-            for ax, key, label in ((axes[0], "thickness", "thickness"), (axes[1], "hessian", "Hessian norm")):
-                ax.scatter(corr[key], corr["epoch"], s=8)
-                rho = corr[f"spearman_{key}_epoch"]
-                ax.set(xlabel=label, ylabel="manipulation epoch",
-                       title=f"Spearman {rho:.2f}" if rho is not None else "Spearman n/a")
-            fig.suptitle(f"{name}, {METHOD_LABELS[method]}")
-            paths.append(_save(fig, out / f"{name}_{method}_correlation.png"))
-        if "constrained" in entry:
-            fig, ax = plt.subplots(figsize=(5, 4))
-            for row in entry["constrained"]:
-                ax.scatter(row["sensitivity"], row["precision_at_k"])
-                ax.annotate(row["constraint"], (row["sensitivity"], row["precision_at_k"]), fontsize=7)
-            ax.set(xlabel="sensitivity (share of changed predictions)", ylabel="P@k",
-                   title=f"{name}: constrained ERAttack on Vanilla")
-            paths.append(_save(fig, out / f"{name}_constrained.png"))
-        figures[name] = paths
-    return figures
-
-
-def _save(fig, path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return path.name
-
-
-def _fmt(stat: dict) -> str:
-    return f"{stat['mean']:.4f} ± {stat['std']:.4f}" if stat["std"] else f"{stat['mean']:.4f}"
-
-
-def render_report(results: dict, figures: dict[str, list[str]]) -> str:
-    cfg = results["config"]
-    budget = f"{cfg['steps']} l2-normalised steps of {cfg['alpha']:g} in an l-inf ball of {cfg['eps']:g}"
-    lines = ["# r2et-fast reproduce: tabular data", "",
-             f"k = {cfg['k']}; ERAttack and MSE attack: {budget}; explained class: "
-             f"{cfg['explain_target']}; {cfg['seeds']} seed(s); quick = {cfg['quick']}.", ""]
-    for name, entry in results["datasets"].items():
-        lines += [f"## {name}", "", "### Table 1", "",
-                  "| method | cAUC | P@k ERAttack | P@k MSE | aAUC (ERAttack) |", "|---|---:|---:|---:|---:|"]
-        for method, row in entry["table1"].items():
-            keys = ("cauc", "precision_at_k_erattack", "precision_at_k_mse", "aauc")
-            cells = [_fmt(row[key]) for key in keys]
-            lines.append(f"| {METHOD_LABELS[method]} | " + " | ".join(cells) + " |")
-        if entry.get("correlation"):
-            lines += ["", "### Correlation with the manipulation epoch (Spearman)", "",
-                      "| model | thickness | Hessian norm |", "|---|---:|---:|"]
-            for method, corr in entry["correlation"].items():
-                t, h = corr["spearman_thickness_epoch"], corr["spearman_hessian_epoch"]
-                lines.append(f"| {METHOD_LABELS[method]} | {t if t is None else f'{t:.3f}'} | "
-                             f"{h if h is None else f'{h:.3f}'} |")
-        if entry.get("constrained"):
-            lines += ["", "### Constrained ERAttack on Vanilla", "", "| constraint | P@k | sensitivity |",
-                      "|---|---:|---:|"]
-            lines += [f"| {r['constraint']} | {r['precision_at_k']:.4f} | {r['sensitivity']:.4f} |"
-                      for r in entry["constrained"]]
-        lines += ["", "### Faithfulness (saliency of the loss)", "", "| method | DFFOT | COMP | SUFF |",
-                  "|---|---:|---:|---:|"]
-        lines += [f"| {METHOD_LABELS[m]} | {f['dffot']:.4f} | {f['comp']:.4f} | {f['suff']:.4f} |"
-                  for m, f in entry["faithfulness"].items()]
-        lines += ["", *[f"![{p}]({p})" for p in figures.get(name, [])], ""]
-    return "\n".join(lines)

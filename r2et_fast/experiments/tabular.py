@@ -35,6 +35,7 @@ class AttackConfig:
     steps: int = 1000
     eps: float | None = None
     pairs: str = "all"
+    step_norm: str = "l2"
     batch_size: int = 2048
     max_samples: int | None = None  # attack only the first test samples (small budgets)
     seed: int = 0
@@ -60,15 +61,17 @@ def data_box(data: Split) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def attack_model(model: torch.nn.Module, data: Split, cfg: AttackConfig, *, split: str = "test",
-                 progress: bool = True) -> dict:
-    """ERAttack on one split, in batches: cAUC, aAUC, mean P@k, label-kept share, mean epoch."""
+                 progress: bool = True, box: tuple | None = None) -> dict:
+    """ERAttack on one split, in batches: cAUC, aAUC, mean P@k, label-kept share, mean epoch.
+
+    ``box``: the valid (lower, upper) range of inputs; default the data's per-feature range."""
     x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
     if cfg.max_samples is not None:
         x, y = x[:cfg.max_samples], y[:cfg.max_samples]
-    lower, upper = data_box(data)
+    lower, upper = data_box(data) if box is None else box
     model.eval()
     attack = ERAttack(model, k=cfg.k, eps=cfg.radius, alpha=cfg.alpha, steps=cfg.steps, norm="linf",
-                      step_norm="l2", pairs=cfg.pairs, constraint="early_stop", lower=lower,
+                      step_norm=cfg.step_norm, pairs=cfg.pairs, constraint="early_stop", lower=lower,
                       upper=upper, seed=cfg.seed, backend=cfg.backend)
     advs, precision, kept, epochs = [], [], [], []
     targets = explain_targets(model, x, y, cfg.explain_target)
@@ -136,7 +139,8 @@ def markdown_table(rows: list[dict], k: int) -> str:
 
 
 def select_model(candidates: list, data: Split, attack_cfg: AttackConfig, vanilla_auc: float, *,
-                 threshold: float = 0.02, progress: bool = False) -> tuple[object, list[dict]]:
+                 threshold: float = 0.02, progress: bool = False, box: tuple | None = None
+                 ) -> tuple[object, list[dict]]:
     """The paper's model selection on the validation split.
 
     Keep the candidates (``TrainResult``s) whose validation AUC is at least ``vanilla_auc -
@@ -150,7 +154,7 @@ def select_model(candidates: list, data: Split, attack_cfg: AttackConfig, vanill
         raise ValueError(f"threshold must be >= 0, got {threshold!r}")
     records = []
     for result in candidates:
-        scores = attack_model(result.model, data, attack_cfg, split="val", progress=progress)
+        scores = attack_model(result.model, data, attack_cfg, split="val", progress=progress, box=box)
         records.append({"config": result.config.to_dict(), "val_auc": scores["cauc"],
                         "val_precision_at_k": scores["precision_at_k"],
                         "eligible": scores["cauc"] >= vanilla_auc - threshold})

@@ -1,0 +1,148 @@
+"""Figures (PNG) and the markdown report of `r2et-fast reproduce`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from r2et_fast.train import METHOD_LABELS
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> str:
+    plt = _plt()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
+
+
+def _tradeoff(plt, name: str, entry: dict, out: Path) -> str:
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for method, row in entry["table1"].items():
+        point = (row["cauc"]["mean"], row["precision_at_k_erattack"]["mean"])
+        ax.errorbar(*point, xerr=row["cauc"]["std"], yerr=row["precision_at_k_erattack"]["std"], fmt="o")
+        ax.annotate(METHOD_LABELS[method], point, fontsize=7)
+    ax.set(xlabel="cAUC", ylabel="P@k under ERAttack", title=f"{name}: accuracy vs robustness")
+    return _save(fig, out / f"{name}_tradeoff.png")
+
+
+def _correlation(plt, name: str, method: str, corr: dict, out: Path) -> str:
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
+    for ax, key, label in ((axes[0], "thickness", "thickness"), (axes[1], "hessian", "Hessian norm")):
+        ax.scatter(corr[key], corr["epoch"], s=8)
+        rho = corr[f"spearman_{key}_epoch"]
+        ax.set(xlabel=label, ylabel="manipulation epoch",
+               title=f"Spearman {rho:.2f}" if rho is not None else "Spearman n/a")
+        if key == "hessian" and min(corr[key], default=0) > 0:
+            ax.set_xscale("log")  # the Hessian norm spans orders of magnitude
+    fig.suptitle(f"{name}, {METHOD_LABELS[method]}")
+    return _save(fig, out / f"{name}_{method}_correlation.png")
+
+
+def _constrained(plt, name: str, rows: list[dict], out: Path) -> str:
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for row in rows:
+        ax.scatter(row["sensitivity"], row["precision_at_k"])
+        ax.annotate(row["constraint"], (row["sensitivity"], row["precision_at_k"]), fontsize=7)
+    ax.set(xlabel="sensitivity (share of changed predictions)", ylabel="P@k (lower: stronger attack)",
+           title=f"{name}: constrained ERAttack on Vanilla")
+    return _save(fig, out / f"{name}_constrained.png")
+
+
+def _k_grid(plt, name: str, rows: list[dict], out: Path) -> str:
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
+    for method in ("vanilla", "r2et"):
+        pts = [(r["k"], r["precision_at_k_erattack"]) for r in rows if r["method"] == method]
+        axes[0].plot(*zip(*pts), "o-", label=METHOD_LABELS[method])
+    axes[0].set(xlabel="k", ylabel="P@k under ERAttack", title="k (trained and attacked at k)")
+    axes[0].legend()
+    pts = [(r["n_pairs"], r["precision_at_k_erattack"]) for r in rows if r["method"] == "r2et_mm"]
+    if pts:
+        axes[1].plot(*zip(*pts), "o-")
+    axes[1].set(xlabel="k' (pairs of R2ET-mm)", ylabel="P@k under ERAttack", title="k'")
+    fig.suptitle(name)
+    return _save(fig, out / f"{name}_k_grid.png")
+
+
+def write_figures(results: dict, out: Path) -> dict[str, list[str]]:
+    """PNG figures per data set; returns data set -> file names."""
+    plt = _plt()
+    figures: dict[str, list[str]] = {}
+    for name, entry in results["datasets"].items():
+        paths = [_tradeoff(plt, name, entry, out)]
+        paths += [_correlation(plt, name, m, c, out) for m, c in entry.get("correlation", {}).items()]
+        if entry.get("constrained"):
+            paths.append(_constrained(plt, name, entry["constrained"], out))
+        if entry.get("k_grid"):
+            paths.append(_k_grid(plt, name, entry["k_grid"], out))
+        figures[name] = paths
+    return figures
+
+
+def _fmt(stat: dict) -> str:
+    return f"{stat['mean']:.4f} ± {stat['std']:.4f}" if stat["std"] else f"{stat['mean']:.4f}"
+
+
+def _num(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _table1(entry: dict) -> list[str]:
+    lines = ["| method | cAUC | P@k ERAttack | P@k MSE | aAUC (ERAttack) | selected |",
+             "|---|---:|---:|---:|---:|---|"]
+    for method, row in entry["table1"].items():
+        keys = ("cauc", "precision_at_k_erattack", "precision_at_k_mse", "aauc")
+        chosen = entry.get("selected", {}).get(method)
+        picked = ", ".join(f"{v:g}" for v in chosen) if chosen else "–"
+        lines.append(f"| {METHOD_LABELS[method]} | " + " | ".join(_fmt(row[key]) for key in keys)
+                     + f" | {picked} |")
+    return lines
+
+
+def render_report(results: dict, figures: dict[str, list[str]]) -> str:
+    cfg = results["config"]
+    lines = ["# r2et-fast reproduce", "",
+             f"Explained class: {cfg['explain_target']}; {cfg['seeds']} seed(s); model selection: "
+             f"{cfg['select']}; quick = {cfg['quick']}.", ""]
+    for name, entry in results["datasets"].items():
+        b = entry["budget"]
+        lines += [f"## {name}", "",
+                  f"k = {b['k']}; ERAttack and MSE attack: {b['steps']} {b['step_norm']}-normalised steps "
+                  f"of {b['alpha']:g} in an l-inf ball of {b['eps']:g}. The *selected* column gives the "
+                  "value of the method's grid parameter chosen on the validation split (per seed).", "",
+                  "### Table 1", "", *_table1(entry)]
+        if entry.get("variants"):
+            lines += ["", "### Table 1 with SmoothGrad and IG explanations (P@k under ERAttack on them)", "",
+                      "| method | SmoothGrad | IG |", "|---|---:|---:|"]
+            lines += [f"| {METHOD_LABELS[m]} | {v['smoothgrad']:.4f} | {v['ig']:.4f} |"
+                      for m, v in entry["variants"].items()]
+        if entry.get("correlation"):
+            lines += ["", "### Correlation with the manipulation epoch (Spearman)", "",
+                      "| model | thickness | Hessian norm |", "|---|---:|---:|"]
+            lines += [f"| {METHOD_LABELS[m]} | {_num(c['spearman_thickness_epoch'])} | "
+                      f"{_num(c['spearman_hessian_epoch'])} |" for m, c in entry["correlation"].items()]
+        if entry.get("constrained"):
+            lines += ["", "### Constrained ERAttack on Vanilla (label's explanation, twice the radius)", "",
+                      "| constraint | P@k | sensitivity |", "|---|---:|---:|"]
+            lines += [f"| {r['constraint']} | {r['precision_at_k']:.4f} | {r['sensitivity']:.4f} |"
+                      for r in entry["constrained"]]
+        if entry.get("k_grid"):
+            lines += ["", "### Sensitivity to k and k'", "", "| method | k | k' | cAUC | P@k ERAttack |",
+                      "|---|---:|---:|---:|---:|"]
+            lines += [f"| {METHOD_LABELS[r['method']]} | {r['k']} | {r['n_pairs'] or '–'} | {r['cauc']:.4f} | "
+                      f"{r['precision_at_k_erattack']:.4f} |" for r in entry["k_grid"]]
+        lines += ["", "### Faithfulness (saliency of the loss)", "", "| method | DFFOT | COMP | SUFF |",
+                  "|---|---:|---:|---:|"]
+        lines += [f"| {METHOD_LABELS[m]} | {f['dffot']:.4f} | {f['comp']:.4f} | {f['suff']:.4f} |"
+                  for m, f in entry["faithfulness"].items()]
+        lines += ["", *[f"![{p}]({p})" for p in figures.get(name, [])], ""]
+    return "\n".join(lines)

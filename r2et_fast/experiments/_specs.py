@@ -1,0 +1,66 @@
+"""Per-data-set protocol of the experiments (SPEC §8, §9): model, k, attack budget, training
+defaults and the model-selection grid of every method.
+
+One entry per data set name accepted by ``r2et-fast reproduce --datasets``. The grids hold one
+hyper-parameter per method (the weight of its regulariser or its budget); model selection trains one
+candidate per value and keeps the best on the validation split (SPEC §9).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from r2et_fast.datasets import DATASETS, Split, load_tabular
+
+# method -> (TrainConfig field, candidate values); Vanilla has nothing to select.
+TABULAR_GRID: dict[str, tuple[str, tuple[float, ...]]] = {
+    "wd": ("weight_decay", (1e-4, 1e-3, 1e-2)),
+    "sp": ("softplus_beta", (1.0, 3.0, 10.0)),
+    "est_h": ("lambda_hess", (0.03, 0.1, 0.3)),
+    "exact_h": ("lambda_reg", (0.1, 0.3, 1.0)),
+    "ssr": ("lambda_reg", (0.1, 0.3, 1.0)),
+    "at": ("at_eps", (0.05, 0.1, 0.2)),
+    "r2et": ("lambda_gap", (0.1, 0.3, 1.0)),
+    "r2et_noh": ("lambda_gap", (0.1, 0.3, 1.0)),
+    "r2et_mm": ("lambda_gap", (0.1, 0.3, 1.0)),
+    "r2et_mm_noh": ("lambda_gap", (0.1, 0.3, 1.0)),
+}
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """How one data set is trained and attacked.
+
+    The attack takes ``steps`` steps of ``alpha`` (normalised by ``step_norm``) inside an l-inf ball
+    of ``eps``; ``box`` is the valid input range ("data": per-feature min/max over the data,
+    or a (lower, upper) pair).
+    """
+
+    load: Callable[[int], Split]
+    modality: str
+    arch: str
+    k: int
+    eps: float
+    alpha: float
+    steps: int
+    step_norm: str
+    box: object = "data"
+    train: dict = field(default_factory=dict)
+    grid: dict = field(default_factory=dict)
+    smoothgrad_stdev: float = 0.1
+
+
+def _tabular(name: str) -> DatasetSpec:
+    return DatasetSpec(load=lambda seed: load_tabular(name, seed=seed), modality="tabular", arch="mlp",
+                       k=8, eps=1.0, alpha=1e-3, steps=1000, step_norm="l2",
+                       train={"epochs": 10}, grid=TABULAR_GRID, smoothgrad_stdev=0.1)
+
+
+SPECS: dict[str, DatasetSpec] = {name: _tabular(name) for name in DATASETS}
+
+
+def get_spec(name: str) -> DatasetSpec:
+    if name not in SPECS:
+        raise ValueError(f"dataset must be one of {tuple(SPECS)}, got {name!r}")
+    return SPECS[name]
