@@ -224,9 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.set_defaults(func=_cmd_compare)
 
     from r2et_fast.datasets import DATASETS
+    from r2et_fast.experiments._specs import SPECS
 
     rep = sub.add_parser("reproduce", help="train every method, attack, write results.json + report.md")
-    rep.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
+    rep.add_argument("--datasets", nargs="+", choices=tuple(SPECS), default=list(DATASETS),
+                     help="tabular (adult bank compas), images (mnist) or graphs")
     rep.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     rep.add_argument("--seeds", type=int, default=1, help="mean ± std over this many training seeds")
     rep.add_argument("--quick", action="store_true", help="small budgets: minutes on 2 cores")

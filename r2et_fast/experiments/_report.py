@@ -73,6 +73,63 @@ def _k_grid(plt, name: str, rows: list[dict], out: Path) -> str:
     return _save(fig, out / f"{name}_k_grid.png")
 
 
+def _topk_mask(values: list[float], k: int):
+    import numpy as np
+
+    v = np.abs(np.asarray(values))
+    mask = np.zeros(v.shape, dtype=bool)
+    mask[np.argsort(-v, kind="stable")[:k]] = True
+    return mask
+
+
+def _case_images(plt, name: str, cases: dict, out: Path) -> str:
+    """Rows: methods; columns: the pair, its clean saliency, the attacked saliency (top-k marked)."""
+    import numpy as np
+
+    fig, axes = plt.subplots(len(cases), 3, figsize=(7.5, 1.9 * len(cases)), squeeze=False)
+    for row, (method, case) in zip(axes, cases.items()):
+        shape = case["shape"]  # (2, 28, 28)
+        def tile(v):
+            return np.concatenate(list(np.asarray(v).reshape(shape)), axis=1)
+
+        row[0].imshow(tile(case["x"]), cmap="gray", vmin=0, vmax=1)
+        for ax, key in ((row[1], "clean"), (row[2], "adv")):
+            ax.imshow(tile(np.abs(case[key])), cmap="viridis")
+            ys, xs = np.nonzero(tile(_topk_mask(case[key], case["k"])))
+            ax.scatter(xs, ys, s=2, c="red", marker="s")
+        row[0].set_ylabel(METHOD_LABELS[method], fontsize=8)
+        row[2].set_title(f"P@k {case['precision_at_k']:.2f}", fontsize=8)
+        for ax in row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0][0].set_title("pair", fontsize=8)
+    axes[0][1].set_title("clean saliency (top-k red)", fontsize=8)
+    fig.suptitle(f"{name}: ERAttack case study", fontsize=9)
+    return _save(fig, out / f"{name}_case_study.png")
+
+
+def _case_graphs(plt, name: str, cases: dict, out: Path) -> str:
+    """Heat maps of the first graph's adjacency explanation, clean and attacked, per method."""
+    import numpy as np
+
+    fig, axes = plt.subplots(len(cases), 2, figsize=(6, 2.8 * len(cases)), squeeze=False)
+    for row, (method, case) in zip(axes, cases.items()):
+        m = case["shape"][1]
+        n = (1 + int(np.sqrt(1 + 8 * m))) // 2
+        iu = np.triu_indices(n, 1)
+        for ax, key in ((row[0], "clean"), (row[1], "adv")):
+            mat = np.zeros((n, n))
+            mat[iu] = np.abs(np.asarray(case[key][:m]))
+            ax.imshow(mat + mat.T, cmap="magma")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        row[0].set_ylabel(METHOD_LABELS[method], fontsize=8)
+        row[1].set_title(f"attacked, P@k {case['precision_at_k']:.2f}", fontsize=8)
+    axes[0][0].set_title("clean explanation (graph 1)", fontsize=8)
+    fig.suptitle(f"{name}: adjacency explanation before / after ERAttack", fontsize=9)
+    return _save(fig, out / f"{name}_case_study.png")
+
+
 def write_figures(results: dict, out: Path) -> dict[str, list[str]]:
     """PNG figures per data set; returns data set -> file names."""
     plt = _plt()
@@ -84,6 +141,9 @@ def write_figures(results: dict, out: Path) -> dict[str, list[str]]:
             paths.append(_constrained(plt, name, entry["constrained"], out))
         if entry.get("k_grid"):
             paths.append(_k_grid(plt, name, entry["k_grid"], out))
+        if entry.get("case_study"):
+            draw = _case_images if entry["modality"] == "image" else _case_graphs
+            paths.append(draw(plt, name, entry["case_study"], out))
         figures[name] = paths
     return figures
 
@@ -120,6 +180,7 @@ def render_report(results: dict, figures: dict[str, list[str]]) -> str:
                   f"of {b['alpha']:g} in an l-inf ball of {b['eps']:g}. The *selected* column gives the "
                   "value of the method's grid parameter chosen on the validation split (per seed).", "",
                   "### Table 1", "", *_table1(entry)]
+        lines += [f"\n{METHOD_LABELS[m]}: not trained — {why}" for m, why in entry.get("refused", {}).items()]
         if entry.get("variants"):
             lines += ["", "### Table 1 with SmoothGrad and IG explanations (P@k under ERAttack on them)", "",
                       "| method | SmoothGrad | IG |", "|---|---:|---:|"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from r2et_fast.datasets import DATASETS, Split, load_tabular
+from r2et_fast.datasets import DATASETS, Split, load_tabular, mnist_pairs
 
 # method -> (TrainConfig field, candidate values); Vanilla has nothing to select.
 TABULAR_GRID: dict[str, tuple[str, tuple[float, ...]]] = {
@@ -49,6 +49,8 @@ class DatasetSpec:
     train: dict = field(default_factory=dict)
     grid: dict = field(default_factory=dict)
     smoothgrad_stdev: float = 0.1
+    max_test: int | None = None      # attack only the first test samples (costly modalities)
+    max_selection: int | None = None  # validation samples of model selection
 
 
 def _tabular(name: str) -> DatasetSpec:
@@ -57,7 +59,28 @@ def _tabular(name: str) -> DatasetSpec:
                        train={"epochs": 10}, grid=TABULAR_GRID, smoothgrad_stdev=0.1)
 
 
+# Images: the finite-difference Hessian term must stay small on ReLU CNNs (a large weight kills the
+# ReLUs: a dead net has zero Hessian), and the explained score is the logit (the loss saliency
+# vanishes as the model grows confident, which fights the pair-gap term).
+IMAGE_GRID: dict[str, tuple[str, tuple[float, ...]]] = {
+    "wd": ("weight_decay", (1e-4, 1e-2)),
+    "sp": ("softplus_beta", (3.0, 10.0)),
+    "est_h": ("lambda_hess", (1e-5, 1e-4)),
+    "ssr": ("lambda_reg", (0.01, 0.1)),
+    "at": ("at_eps", (0.05, 0.1)),
+    "r2et": ("lambda_gap", (0.3, 1.0)),
+    "r2et_noh": ("lambda_gap", (0.3, 1.0)),
+    "r2et_mm": ("lambda_gap", (0.3, 1.0)),
+    "r2et_mm_noh": ("lambda_gap", (0.3, 1.0)),
+}
+
 SPECS: dict[str, DatasetSpec] = {name: _tabular(name) for name in DATASETS}
+SPECS["mnist"] = DatasetSpec(
+    load=lambda seed: mnist_pairs((3, 8), n_pairs=2000, seed=seed), modality="image", arch="siamese_cnn",
+    k=50, eps=0.1, alpha=2e-3, steps=100, step_norm="linf", box=(0.0, 1.0),
+    train={"epochs": 4, "batch_size": 64, "score": "logit", "lambda_hess": 1e-4, "lambda_reg": 0.1,
+           "at_eps": 0.1, "at_alpha": 0.02},
+    grid=IMAGE_GRID, smoothgrad_stdev=0.15, max_test=100, max_selection=100)
 
 
 def get_spec(name: str) -> DatasetSpec:

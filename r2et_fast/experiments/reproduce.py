@@ -122,8 +122,9 @@ def _box(spec: DatasetSpec, data: Split):
     return data_box(data) if spec.box == "data" else spec.box
 
 
-def _test(data: Split, cfg: ReproduceConfig, limit: int | None = None):
-    n = min(v for v in (cfg.max_test, limit, len(data.x_test)) if v is not None)
+def _test(data: Split, cfg: ReproduceConfig, limit: int | None = None, spec: DatasetSpec | None = None):
+    caps = (cfg.max_test, limit, len(data.x_test), spec.max_test if spec is not None else None)
+    n = min(v for v in caps if v is not None)
     return data.x_test[:n], data.y_test[:n]
 
 
@@ -135,7 +136,7 @@ def _attack(attack_cls, model, data, spec, b: Budget, cfg, x, y, **kw):
 
 
 def _evaluate(model, data, spec, b: Budget, cfg) -> dict:
-    x, y = _test(data, cfg)
+    x, y = _test(data, cfg, spec=spec)
     er = _attack(ERAttack, model, data, spec, b, cfg, x, y)
     mse = _attack(MSEAttack, model, data, spec, b, cfg, x, y)
     return {"cauc": prediction_auc(model, x, y), "aauc": prediction_auc(model, er.x_adv, y),
@@ -146,7 +147,7 @@ def _evaluate(model, data, spec, b: Budget, cfg) -> dict:
 
 def _variants(model, data, spec, b: Budget, cfg) -> dict:
     """P@k of the SmoothGrad and IG explanations under an ERAttack on that explanation."""
-    x, y = _test(data, cfg, cfg.variant_samples)
+    x, y = _test(data, cfg, cfg.variant_samples, spec)
     short = b.scaled(cfg.variant_steps)
     explainers = {
         "smoothgrad": SmoothGrad(model, n_samples=cfg.smoothgrad_samples, stdev=spec.smoothgrad_stdev, seed=0,
@@ -160,8 +161,8 @@ def _variants(model, data, spec, b: Budget, cfg) -> dict:
     return out
 
 
-def _faithfulness(model, data, cfg) -> dict:
-    x, y = _test(data, cfg, cfg.faithfulness_samples)
+def _faithfulness(model, data, spec, cfg) -> dict:
+    x, y = _test(data, cfg, cfg.faithfulness_samples, spec)
     maps = Saliency(model, score="loss").attribute(x, target=explain_targets(model, x, y, cfg.explain_target))
     return {name: float(metric()(model, x, maps).double().mean()) for name, metric in
             (("dffot", DFFOT), ("comp", COMP), ("suff", SUFF))}
@@ -175,7 +176,7 @@ def _spearman(a: torch.Tensor, b: torch.Tensor) -> float | None:
 def _correlation(model, data, spec, b: Budget, cfg) -> dict:
     """Per test sample: Hessian norm, thickness and manipulation epoch (no early stop, so every
     sample runs the whole budget and the epoch is where its top-k first changes)."""
-    x, y = _test(data, cfg, cfg.correlation_samples)
+    x, y = _test(data, cfg, cfg.correlation_samples, spec)
     y = explain_targets(model, x, y, cfg.explain_target)
     h, _ = regularizers.hessian_norm(model, x, y, backend=cfg.backend)
     explainer = Saliency(model, score="loss")
@@ -193,7 +194,7 @@ def _correlation(model, data, spec, b: Budget, cfg) -> dict:
 def _constrained(model, data, spec, b: Budget, cfg) -> list[dict]:
     """Each constraint handler on Vanilla, attacking the *label's* explanation (which can flip the
     prediction, unlike the predicted class's), twice the radius, margin constraint."""
-    x, y = _test(data, cfg)
+    x, y = _test(data, cfg, spec=spec)
     lower, upper = _box(spec, data)
     rows = []
     for constraint in cfg.constraints:
@@ -247,7 +248,8 @@ def _select(data, spec, b: Budget, cfg, method: str, seed: int, out: Path, vanil
 
     def records():
         attack_cfg = AttackConfig(k=b.k, alpha=b.alpha * b.steps / cfg.selection_steps,
-                                  steps=cfg.selection_steps, eps=b.eps, max_samples=cfg.selection_samples,
+                                  steps=cfg.selection_steps, eps=b.eps,
+                                  max_samples=min(cfg.selection_samples, spec.max_selection or cfg.selection_samples),
                                   step_norm=b.step_norm, backend=cfg.backend, explain_target=cfg.explain_target)
         results = [_Candidate(m, c) for m, _, c in candidates]
         _, recs = select_model(results, data, attack_cfg, vanilla_auc, threshold=cfg.selection_threshold,
@@ -277,13 +279,20 @@ def _dataset(name: str, cfg: ReproduceConfig, out: Path, progress: bool) -> dict
     per_method: dict = {}
     chosen: dict = {}
     seed0: dict = {}
+    refused: dict = {}
     for seed in range(cfg.seeds):
         data = _subset(spec.load(seed), cfg)
         root = out / "runs" / name / f"seed{seed}"
         vanilla, _, _ = _select(data, spec, b, cfg, "vanilla", seed, root, 0.0)
         vanilla_auc = prediction_auc(vanilla, data.x_val, data.y_val)
         for method in tqdm(cfg.methods, desc=f"{name} seed {seed}", disable=not progress):
-            model, run, selection = _select(data, spec, b, cfg, method, seed, root, vanilla_auc)
+            try:
+                model, run, selection = _select(data, spec, b, cfg, method, seed, root, vanilla_auc)
+            except ValueError as err:  # Exact-H refuses large inputs, with the reason
+                if "refusing" not in str(err):
+                    raise
+                refused[method] = str(err)
+                continue
             scores = _cached(run / "evaluation.json", lambda m=model, d=data: _evaluate(m, d, spec, b, cfg))
             per_method.setdefault(method, []).append(scores)
             if selection is not None:
@@ -293,19 +302,36 @@ def _dataset(name: str, cfg: ReproduceConfig, out: Path, progress: bool) -> dict
                 seed0[method] = (model, run, data)
     table = {m: {key: _mean_std([s[key] for s in runs]) for key in runs[0]} for m, runs in per_method.items()}
     entry: dict = {"budget": dataclasses.asdict(b), "modality": spec.modality, "table1": table,
-                   "selected": chosen, "variants": {}, "faithfulness": {}, "correlation": {}}
+                   "selected": chosen, "refused": refused, "variants": {}, "faithfulness": {},
+                   "correlation": {}}
     for m, (model, run, data) in tqdm(seed0.items(), desc=f"{name} studies", disable=not progress):
         entry["variants"][m] = _cached(run / "variants.json",
                                        lambda mm=model, d=data: _variants(mm, d, spec, b, cfg))
         entry["faithfulness"][m] = _cached(run / "faithfulness.json", lambda mm=model, d=data:
-                                           _faithfulness(mm, d, cfg))
+                                           _faithfulness(mm, d, spec, cfg))
         if m in ("vanilla", "r2et"):
             entry["correlation"][m] = _cached(run / "correlation.json",
                                               lambda mm=model, d=data: _correlation(mm, d, spec, b, cfg))
         if m == "vanilla":
             entry["constrained"] = _cached(run / "constrained.json",
                                            lambda mm=model, d=data: _constrained(mm, d, spec, b, cfg))
+        if spec.modality != "tabular":
+            entry.setdefault("case_study", {})[m] = _cached(
+                run / "case_study.json", lambda mm=model, d=data: _case_study(mm, d, spec, b, cfg))
     return entry
+
+
+def _case_study(model, data, spec, b: Budget, cfg) -> dict:
+    """One test pair (the first of class "same"): input, clean and attacked explanation, top-k."""
+    x, y = _test(data, cfg, spec=spec)
+    i = int(torch.nonzero(y == 1)[0]) if bool((y == 1).any()) else 0
+    er = _attack(ERAttack, model, data, spec, b, cfg, x[i:i + 1], y[i:i + 1])
+
+    def r(t):
+        return [round(v, 5) for v in t.flatten().tolist()]
+
+    return {"shape": list(x.shape[1:]), "x": r(x[i]), "x_adv": r(er.x_adv[0]), "clean": r(er.clean_maps[0]),
+            "adv": r(er.adv_maps[0]), "precision_at_k": er.final_precision_at_k[0].item(), "k": b.k}
 
 
 def reproduce(cfg: ReproduceConfig, *, progress: bool = True) -> dict:
