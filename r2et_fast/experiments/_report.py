@@ -89,7 +89,7 @@ def _case_images(plt, name: str, cases: dict, out: Path) -> str:
     fig, axes = plt.subplots(len(cases), 3, figsize=(7.5, 1.9 * len(cases)), squeeze=False)
     for row, (method, case) in zip(axes, cases.items()):
         shape = case["shape"]  # (2, 28, 28)
-        def tile(v):
+        def tile(v, shape=shape):
             return np.concatenate(list(np.asarray(v).reshape(shape)), axis=1)
 
         row[0].imshow(tile(case["x"]), cmap="gray", vmin=0, vmax=1)
@@ -199,7 +199,8 @@ def render_report(results: dict, figures: dict[str, list[str]]) -> str:
         if entry.get("k_grid"):
             lines += ["", "### Sensitivity to k and k'", "", "| method | k | k' | cAUC | P@k ERAttack |",
                       "|---|---:|---:|---:|---:|"]
-            lines += [f"| {METHOD_LABELS[r['method']]} | {r['k']} | {r['n_pairs'] or '–'} | {r['cauc']:.4f} | "
+            lines += [f"| {METHOD_LABELS[r['method']]} | {r['k']} | {r['n_pairs'] or '–'} | "
+                      f"{r['cauc']:.4f} | "
                       f"{r['precision_at_k_erattack']:.4f} |" for r in entry["k_grid"]]
         lines += ["", "### Faithfulness (saliency of the loss)", "", "| method | DFFOT | COMP | SUFF |",
                   "|---|---:|---:|---:|"]

@@ -152,7 +152,8 @@ def _variants(model, data, spec, b: Budget, cfg) -> dict:
     explainers = {
         "smoothgrad": SmoothGrad(model, n_samples=cfg.smoothgrad_samples, stdev=spec.smoothgrad_stdev, seed=0,
                                  score="loss", abs=True),
-        "ig": IntegratedGradients(model, n_steps=cfg.ig_steps, method="gausslegendre", score="loss", abs=True),
+        "ig": IntegratedGradients(model, n_steps=cfg.ig_steps, method="gausslegendre", score="loss",
+                                  abs=True),
     }
     out = {}
     for name, explainer in explainers.items():
@@ -188,7 +189,8 @@ def _correlation(model, data, spec, b: Budget, cfg) -> dict:
                   lower=lower, upper=upper, backend=cfg.backend)(x, y)
     epoch = er.manipulation_epoch.double()
     return {"hessian": h.detach().tolist(), "thickness": thick.tolist(), "epoch": epoch.tolist(),
-            "spearman_thickness_epoch": _spearman(thick, epoch), "spearman_hessian_epoch": _spearman(h, epoch)}
+            "spearman_thickness_epoch": _spearman(thick, epoch),
+            "spearman_hessian_epoch": _spearman(h, epoch)}
 
 
 def _constrained(model, data, spec, b: Budget, cfg) -> list[dict]:
@@ -247,10 +249,11 @@ def _select(data, spec, b: Budget, cfg, method: str, seed: int, out: Path, vanil
         candidates.append((_train(data, tcfg, run), run, tcfg))
 
     def records():
+        samples = min(cfg.selection_samples, spec.max_selection or cfg.selection_samples)
         attack_cfg = AttackConfig(k=b.k, alpha=b.alpha * b.steps / cfg.selection_steps,
-                                  steps=cfg.selection_steps, eps=b.eps,
-                                  max_samples=min(cfg.selection_samples, spec.max_selection or cfg.selection_samples),
-                                  step_norm=b.step_norm, backend=cfg.backend, explain_target=cfg.explain_target)
+                                  steps=cfg.selection_steps, eps=b.eps, max_samples=samples,
+                                  step_norm=b.step_norm, backend=cfg.backend,
+                                  explain_target=cfg.explain_target)
         results = [_Candidate(m, c) for m, _, c in candidates]
         _, recs = select_model(results, data, attack_cfg, vanilla_auc, threshold=cfg.selection_threshold,
                                progress=False, box=_box(spec, data))
