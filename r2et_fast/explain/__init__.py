@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._adjacency import AdjacencyGradXInput, adjacency_grad_x_input, edge_map
 from ._base import Explainer, Model
 from ._gradient import GradientXInput, Saliency, gradient_x_input, saliency
 from ._integrated_gradients import IntegratedGradients, integrated_gradients
@@ -24,6 +25,7 @@ EXPLAINERS: dict[str, type[Explainer]] = {
     "gradxinput": GradientXInput,
     "smoothgrad": SmoothGrad,
     "ig": IntegratedGradients,
+    "adjacency": AdjacencyGradXInput,
 }
 
 
@@ -31,7 +33,8 @@ def get_explainer(name: str, model: Model, **kwargs: Any) -> Explainer:
     """Build an explainer by name.
 
     Args:
-        name: one of ``"saliency"``, ``"gradxinput"``, ``"smoothgrad"``, ``"ig"``.
+        name: one of ``"saliency"``, ``"gradxinput"``, ``"smoothgrad"``, ``"ig"``, ``"adjacency"``
+            (grad x input on graph edges, normalised to sum 1).
         model: callable mapping a batch (B, ...) to class scores (B, C).
         **kwargs: hyper-parameters passed to the explainer's constructor.
     """
@@ -42,6 +45,9 @@ def get_explainer(name: str, model: Model, **kwargs: Any) -> Explainer:
 
 
 __all__ = [
+    "AdjacencyGradXInput",
+    "adjacency_grad_x_input",
+    "edge_map",
     "EXPLAINERS",
     "SCORES",
     "Explainer",
