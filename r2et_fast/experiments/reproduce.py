@@ -29,7 +29,7 @@ from r2et_fast.datasets import Split
 from r2et_fast.experiments._report import render_report, write_figures
 from r2et_fast.experiments._specs import DatasetSpec, get_spec
 from r2et_fast.experiments.tabular import AttackConfig, data_box, explain_targets, select_model
-from r2et_fast.explain import IntegratedGradients, Saliency, SmoothGrad
+from r2et_fast.explain import AdjacencyGradXInput, IntegratedGradients, Saliency, SmoothGrad
 from r2et_fast.metrics import COMP, DFFOT, SUFF, Sensitivity, prediction_auc
 from r2et_fast.thickness import topk_thickness
 from r2et_fast.train import METHODS, TrainConfig, load_model, train
@@ -128,8 +128,16 @@ def _test(data: Split, cfg: ReproduceConfig, limit: int | None = None, spec: Dat
     return data.x_test[:n], data.y_test[:n]
 
 
+def _explainer(spec: DatasetSpec, model):
+    """The attacked explanation of the data set (loss score, like the attacks' default)."""
+    if spec.explainer == "adjacency":
+        return AdjacencyGradXInput(model, score="loss")
+    return Saliency(model, score="loss")
+
+
 def _attack(attack_cls, model, data, spec, b: Budget, cfg, x, y, **kw):
     lower, upper = _box(spec, data)
+    kw.setdefault("explainer", _explainer(spec, model))
     attack = attack_cls(model, k=b.k, eps=b.eps, alpha=b.alpha, steps=b.steps, norm="linf",
                         step_norm=b.step_norm, lower=lower, upper=upper, backend=cfg.backend, **kw)
     return attack(x, explain_targets(model, x, y, cfg.explain_target))
@@ -164,7 +172,7 @@ def _variants(model, data, spec, b: Budget, cfg) -> dict:
 
 def _faithfulness(model, data, spec, cfg) -> dict:
     x, y = _test(data, cfg, cfg.faithfulness_samples, spec)
-    maps = Saliency(model, score="loss").attribute(x, target=explain_targets(model, x, y, cfg.explain_target))
+    maps = _explainer(spec, model).attribute(x, target=explain_targets(model, x, y, cfg.explain_target))
     return {name: float(metric()(model, x, maps).double().mean()) for name, metric in
             (("dffot", DFFOT), ("comp", COMP), ("suff", SUFF))}
 
@@ -180,13 +188,13 @@ def _correlation(model, data, spec, b: Budget, cfg) -> dict:
     x, y = _test(data, cfg, cfg.correlation_samples, spec)
     y = explain_targets(model, x, y, cfg.explain_target)
     h, _ = regularizers.hessian_norm(model, x, y, backend=cfg.backend)
-    explainer = Saliency(model, score="loss")
+    explainer = _explainer(spec, model)
     lower, upper = _box(spec, data)
     thick = topk_thickness(lambda z, i: explainer.attribute(z, target=y[i]), x, b.k, eps=b.eps,
                            n_samples=cfg.thickness_samples, n_path=cfg.thickness_path,
                            backend=cfg.backend).per_sample
     er = ERAttack(model, k=b.k, eps=b.eps, alpha=b.alpha, steps=b.steps, step_norm=b.step_norm,
-                  lower=lower, upper=upper, backend=cfg.backend)(x, y)
+                  lower=lower, upper=upper, backend=cfg.backend, explainer=explainer)(x, y)
     epoch = er.manipulation_epoch.double()
     return {"hessian": h.detach().tolist(), "thickness": thick.tolist(), "epoch": epoch.tolist(),
             "spearman_thickness_epoch": _spearman(thick, epoch),
@@ -202,7 +210,7 @@ def _constrained(model, data, spec, b: Budget, cfg) -> list[dict]:
     for constraint in cfg.constraints:
         result = ERAttack(model, k=b.k, eps=2 * b.eps, alpha=2 * b.alpha, steps=b.steps, norm="linf",
                           step_norm=b.step_norm, constraint=constraint, distance="margin", lower=lower,
-                          upper=upper, backend=cfg.backend)(x, y)
+                          upper=upper, backend=cfg.backend, explainer=_explainer(spec, model))(x, y)
         rows.append({"constraint": constraint,
                      "precision_at_k": result.final_precision_at_k.double().mean().item(),
                      "sensitivity": Sensitivity().share(model, x, result.x_adv)})
@@ -256,7 +264,8 @@ def _select(data, spec, b: Budget, cfg, method: str, seed: int, out: Path, vanil
                                   explain_target=cfg.explain_target)
         results = [_Candidate(m, c) for m, _, c in candidates]
         _, recs = select_model(results, data, attack_cfg, vanilla_auc, threshold=cfg.selection_threshold,
-                               progress=False, box=_box(spec, data))
+                               progress=False, box=_box(spec, data),
+                               explainer=lambda m: _explainer(spec, m))
         return recs
 
     recs = _cached(out / f"{method}_selection.json", records)

@@ -61,10 +61,11 @@ def data_box(data: Split) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def attack_model(model: torch.nn.Module, data: Split, cfg: AttackConfig, *, split: str = "test",
-                 progress: bool = True, box: tuple | None = None) -> dict:
+                 progress: bool = True, box: tuple | None = None, explainer=None) -> dict:
     """ERAttack on one split, in batches: cAUC, aAUC, mean P@k, label-kept share, mean epoch.
 
-    ``box``: the valid (lower, upper) range of inputs; default the data's per-feature range."""
+    ``box``: the valid (lower, upper) range of inputs; default the data's per-feature range.
+    ``explainer``: a function model -> Explainer for the attacked explanation (default saliency)."""
     x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
     if cfg.max_samples is not None:
         x, y = x[:cfg.max_samples], y[:cfg.max_samples]
@@ -72,7 +73,8 @@ def attack_model(model: torch.nn.Module, data: Split, cfg: AttackConfig, *, spli
     model.eval()
     attack = ERAttack(model, k=cfg.k, eps=cfg.radius, alpha=cfg.alpha, steps=cfg.steps, norm="linf",
                       step_norm=cfg.step_norm, pairs=cfg.pairs, constraint="early_stop", lower=lower,
-                      upper=upper, seed=cfg.seed, backend=cfg.backend)
+                      upper=upper, seed=cfg.seed, backend=cfg.backend,
+                      explainer=None if explainer is None else explainer(model))
     advs, precision, kept, epochs = [], [], [], []
     targets = explain_targets(model, x, y, cfg.explain_target)
     for first in tqdm(range(0, len(x), cfg.batch_size), desc="ERAttack", disable=not progress):
@@ -139,8 +141,8 @@ def markdown_table(rows: list[dict], k: int) -> str:
 
 
 def select_model(candidates: list, data: Split, attack_cfg: AttackConfig, vanilla_auc: float, *,
-                 threshold: float = 0.02, progress: bool = False, box: tuple | None = None
-                 ) -> tuple[object, list[dict]]:
+                 threshold: float = 0.02, progress: bool = False, box: tuple | None = None,
+                 explainer=None) -> tuple[object, list[dict]]:
     """The paper's model selection on the validation split.
 
     Keep the candidates (``TrainResult``s) whose validation AUC is at least ``vanilla_auc -
@@ -154,7 +156,8 @@ def select_model(candidates: list, data: Split, attack_cfg: AttackConfig, vanill
         raise ValueError(f"threshold must be >= 0, got {threshold!r}")
     records = []
     for result in candidates:
-        scores = attack_model(result.model, data, attack_cfg, split="val", progress=progress, box=box)
+        scores = attack_model(result.model, data, attack_cfg, split="val", progress=progress, box=box,
+                              explainer=explainer)
         records.append({"config": result.config.to_dict(), "val_auc": scores["cauc"],
                         "val_precision_at_k": scores["precision_at_k"],
                         "eligible": scores["cauc"] >= vanilla_auc - threshold})
