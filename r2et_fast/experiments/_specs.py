@@ -52,6 +52,7 @@ class DatasetSpec:
     explainer: str = "saliency"      # the attacked explanation ("adjacency": grad x input on edges)
     max_test: int | None = None      # attack only the first test samples (costly modalities)
     max_selection: int | None = None  # validation samples of model selection
+    caps: dict = field(default_factory=dict)  # upper bounds on ReproduceConfig study sizes
 
 
 def _tabular(name: str) -> DatasetSpec:
@@ -72,6 +73,9 @@ IMAGE_GRID: dict[str, tuple[str, tuple[float, ...]]] = {
     "r2et_mm": ("lambda_gap", (0.3, 1.0)),
     "r2et_mm_noh": ("lambda_gap", (0.3, 1.0)),
 }
+# Study sizes for images and graphs (each attack step is a double backprop through a CNN / GCN).
+COSTLY_CAPS = {"selection_steps": 20, "variant_steps": 20, "smoothgrad_samples": 4, "ig_steps": 4,
+               "thickness_samples": 8, "thickness_path": 5}
 GRAPH_GRID: dict[str, tuple[str, tuple[float, ...]]] = {"r2et": ("lambda_gap", (0.3, 1.0))}
 
 SPECS: dict[str, DatasetSpec] = {name: _tabular(name) for name in DATASETS}
@@ -80,7 +84,7 @@ SPECS["mnist"] = DatasetSpec(
     k=50, eps=0.1, alpha=2e-3, steps=100, step_norm="linf", box=(0.0, 1.0),
     train={"epochs": 4, "batch_size": 64, "score": "logit", "lambda_hess": 1e-4, "lambda_reg": 0.1,
            "at_eps": 0.1, "at_alpha": 0.02},
-    grid=IMAGE_GRID, smoothgrad_stdev=0.15, max_test=100, max_selection=100)
+    grid=IMAGE_GRID, smoothgrad_stdev=0.15, max_test=50, max_selection=50, caps=COSTLY_CAPS)
 
 
 def _graph(name: str, node_features: str, n_pairs: int) -> DatasetSpec:
@@ -89,7 +93,8 @@ def _graph(name: str, node_features: str, n_pairs: int) -> DatasetSpec:
         arch="siamese_gcn", k=50, eps=0.1, alpha=2e-3, steps=100, step_norm="linf", box=(0.0, 1.0),
         train={"epochs": 4, "batch_size": 32, "score": "logit", "lambda_hess": 1e-4, "lambda_reg": 0.1,
                "at_eps": 0.1, "at_alpha": 0.02, "node_features": node_features},
-        grid=GRAPH_GRID, smoothgrad_stdev=0.05, explainer="adjacency", max_test=60, max_selection=60)
+        grid=GRAPH_GRID, smoothgrad_stdev=0.05, explainer="adjacency", max_test=40, max_selection=40,
+        caps=COSTLY_CAPS)
 
 
 # "graphs": synthetic connectomes (82 nodes, like BP); "bzr": the shipped BZR molecules (29 atoms max).

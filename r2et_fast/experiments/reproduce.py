@@ -287,6 +287,7 @@ def _mean_std(values: list[float]) -> dict:
 
 def _dataset(name: str, cfg: ReproduceConfig, out: Path, progress: bool) -> dict:
     spec = get_spec(name)
+    cfg = dataclasses.replace(cfg, **{key: min(getattr(cfg, key), cap) for key, cap in spec.caps.items()})
     b = budget(spec, cfg)
     per_method: dict = {}
     chosen: dict = {}
