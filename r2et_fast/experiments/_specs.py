@@ -53,6 +53,8 @@ class DatasetSpec:
     max_test: int | None = None      # attack only the first test samples (costly modalities)
     max_selection: int | None = None  # validation samples of model selection
     caps: dict = field(default_factory=dict)  # upper bounds on ReproduceConfig study sizes
+    k_grid: tuple[int, ...] | None = None       # the k / k' study (None: ReproduceConfig's)
+    n_pairs_grid: tuple[int, ...] | None = None
 
 
 def _tabular(name: str) -> DatasetSpec:
@@ -84,7 +86,8 @@ SPECS["mnist"] = DatasetSpec(
     k=50, eps=0.1, alpha=2e-3, steps=100, step_norm="linf", box=(0.0, 1.0),
     train={"epochs": 4, "batch_size": 64, "score": "logit", "lambda_hess": 1e-4, "lambda_reg": 0.1,
            "at_eps": 0.1, "at_alpha": 0.02},
-    grid=IMAGE_GRID, smoothgrad_stdev=0.15, max_test=50, max_selection=50, caps=COSTLY_CAPS)
+    grid=IMAGE_GRID, smoothgrad_stdev=0.15, max_test=50, max_selection=50, caps=COSTLY_CAPS,
+    k_grid=(25, 50, 100), n_pairs_grid=(10, 25, 50))
 
 
 def _graph(name: str, node_features: str, n_pairs: int) -> DatasetSpec:
@@ -94,7 +97,7 @@ def _graph(name: str, node_features: str, n_pairs: int) -> DatasetSpec:
         train={"epochs": 4, "batch_size": 32, "score": "logit", "lambda_hess": 1e-4, "lambda_reg": 0.1,
                "at_eps": 0.1, "at_alpha": 0.02, "node_features": node_features},
         grid=GRAPH_GRID, smoothgrad_stdev=0.05, explainer="adjacency", max_test=40, max_selection=40,
-        caps=COSTLY_CAPS)
+        caps=COSTLY_CAPS, k_grid=(25, 50, 100), n_pairs_grid=(10, 25, 50))
 
 
 # "graphs": synthetic connectomes (82 nodes, like BP); "bzr": the shipped BZR molecules (29 atoms max).

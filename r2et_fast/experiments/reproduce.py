@@ -355,7 +355,13 @@ def reproduce(cfg: ReproduceConfig, *, progress: bool = True) -> dict:
         if i == 0 and cfg.k_grid:  # the k / k' study on the first data set only (it retrains)
             spec = get_spec(name)
             data = _subset(spec.load(0), cfg)
-            entry["k_grid"] = _k_grid(data, spec, budget(spec, cfg), cfg, out / "runs" / name / "seed0", 0)
+            grids = {"k_grid": spec.k_grid, "n_pairs_grid": spec.n_pairs_grid}
+            if not cfg.quick:  # the data set's own grids (k = 50 for images and graphs)
+                grid_cfg = dataclasses.replace(cfg, **{k: v for k, v in grids.items() if v is not None})
+            else:
+                grid_cfg = cfg
+            runs = out / "runs" / name / "seed0"
+            entry["k_grid"] = _k_grid(data, spec, budget(spec, cfg), grid_cfg, runs, 0)
         results["datasets"][name] = entry
     save_json(out / "results.json", results)
     figures = write_figures(results, out)
