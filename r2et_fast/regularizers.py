@@ -49,31 +49,38 @@ def hessian_direction(grad: torch.Tensor) -> torch.Tensor:
 
 
 def gradients_at_shift(model: Model, x: torch.Tensor, target: torch.Tensor | None, *,
-                       score: str = "loss", kappa: float = 1e-3,
-                       backend: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(g(x), g(x + kappa v)), both differentiable w.r.t. the model parameters."""
+                       score: str = "loss", kappa: float = 1e-3, backend: str | None = None,
+                       return_logits: bool = False):
+    """(g(x), g(x + kappa v)), both differentiable w.r.t. the model parameters; with
+    ``return_logits`` also the model's output at x (B, C), with its graph, for the task loss: the
+    native path takes it from the batched pass, the reference from its own forward pass."""
     _check(model, x, score, kappa)
     if _backend.resolve("hessian_fd_norm", x.device.type, backend) == "reference":
         g_x = explanation_gradient(model, x, target, score)
         g_xv = explanation_gradient(model, x.detach() + kappa * hessian_direction(g_x), target, score)
-        return g_x, g_xv
+        return (g_x, g_xv, model(x)) if return_logits else (g_x, g_xv)
     # v needs only the sign of g(x): a first-order pass (no graph kept) fixes it and the class.
     probe = x.detach().requires_grad_()
     g0, target = score_gradient(model, probe, target, score, create_graph=False)
     both = torch.cat([x, x.detach() + kappa * hessian_direction(g0)])
-    g = explanation_gradient(model, both, torch.cat([target, target]), score)
-    return g[: x.shape[0]], g[x.shape[0]:]
+    _check(model, both, score)
+    g, _, out = score_gradient(model, both.detach().requires_grad_(), torch.cat([target, target]), score,
+                               create_graph=True, return_output=True)
+    b = x.shape[0]
+    return (g[:b], g[b:], out[:b]) if return_logits else (g[:b], g[b:])
 
 
 def hessian_norm(model: Model, x: torch.Tensor, target: torch.Tensor | None, *, score: str = "loss",
-                 kappa: float = 1e-3, backend: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                 kappa: float = 1e-3, backend: str | None = None, return_logits: bool = False):
     """(Ĥ(x) per sample (B,), g(x)) with Ĥ = ||g(x + kappa v) - g(x)||_2 / kappa.
 
-    g(x) is returned too so a caller (R2ET) can build the saliency |g(x)| without another pass.
+    g(x) is returned too so a caller (R2ET) can build the saliency |g(x)| without another pass;
+    with ``return_logits`` also the model's output at x (see :func:`gradients_at_shift`).
     """
-    g_x, g_xv = gradients_at_shift(model, x, target, score=score, kappa=kappa, backend=backend)
+    g_x, g_xv, *logits = gradients_at_shift(model, x, target, score=score, kappa=kappa, backend=backend,
+                                            return_logits=return_logits)
     h = ops.hessian_fd_norm(g_x.flatten(1), g_xv.flatten(1), kappa, backend=backend)
-    return h, g_x
+    return (h, g_x, *logits)
 
 
 def pair_gap(saliency: torch.Tensor, k: int, pairs: str = "all", transform: str = "linear",

@@ -88,3 +88,19 @@ def test_bad_input(backend):
         R.hessian_norm(model, x * float("nan"), y, backend=backend)
     with pytest.raises(TypeError, match="model must be callable"):
         R.hessian_norm(None, x, y, backend=backend)
+
+
+@pytest.mark.parametrize("backend", ["native", "reference"])
+def test_logits_returned_with_the_hessian_norm_are_the_models_output(backend):
+    """The native path reuses the batched pass's logits at x for the task loss; both paths must
+    return the model's output at x, with a graph to the parameters."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Softplus(), torch.nn.Linear(8, 3)).double()
+    x = torch.randn(5, 6, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 1, 0])
+    h, g, logits = R.hessian_norm(model, x, y, backend=backend, return_logits=True)
+    assert torch.allclose(logits, model(x), atol=1e-12)
+    (grad,) = torch.autograd.grad(torch.nn.functional.cross_entropy(logits, y), [model[0].weight])
+    assert grad.abs().sum() > 0
+    h2, g2 = R.hessian_norm(model, x, y, backend=backend)
+    assert torch.allclose(h, h2) and torch.allclose(g, g2)

@@ -65,12 +65,14 @@ def score_gradient(
     target: torch.Tensor | None,
     score: str,
     create_graph: bool,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    return_output: bool = False,
+):
     """Gradient ds/dz of the per-sample score for a batch ``z`` that requires grad.
 
     The per-sample scores are summed before differentiating; this gives each row its own
     gradient as long as the model treats rows independently (no train-mode BatchNorm).
-    Returns ``(grad, target)``, where ``target`` is the resolved label tensor (B,).
+    Returns ``(grad, target)``, where ``target`` is the resolved label tensor (B,), and the model's
+    output (B, C) as a third item with ``return_output`` (so a caller can reuse the forward pass).
     """
     with torch.enable_grad():
         out = check_model_output(model(z), z.shape[0])
@@ -80,8 +82,9 @@ def score_gradient(
             check_target_range(target, out.shape[1])
         s = select_score(out, target, score).sum()
         if not s.requires_grad:  # the score does not depend on z (or on anything)
-            return torch.zeros_like(z), target
-        (grad,) = torch.autograd.grad(s, z, create_graph=create_graph, allow_unused=True)
+            grad = None
+        else:
+            (grad,) = torch.autograd.grad(s, z, create_graph=create_graph, allow_unused=True)
     if grad is None:
         grad = torch.zeros_like(z)
-    return grad, target
+    return (grad, target, out) if return_output else (grad, target)

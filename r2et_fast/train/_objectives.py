@@ -71,14 +71,19 @@ def objective(model, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, step_se
         x_adv = attack(x, y).x_adv.detach()
         ce = F.cross_entropy(model(x_adv), y)
         return ce, {"ce": ce.item()}
-    ce = F.cross_entropy(model(x), y)
+    with_h = method == "est_h" or (method.startswith("r2et") and not method.endswith("_noh"))
+    if with_h:  # the native path takes the logits at x from its batched pass for x and x + kappa v
+        h, g, logits = R.hessian_norm(model, x, y, score=cfg.score, kappa=cfg.kappa, backend=cfg.backend,
+                                      return_logits=True)
+        h = h.mean()
+    else:
+        logits = model(x)
+    ce = F.cross_entropy(logits, y)
     parts = {"ce": ce.item()}
     loss = ce
     if method in ("vanilla", "wd", "sp"):
         return loss, parts
     if method == "est_h":
-        h, _ = R.hessian_norm(model, x, y, score=cfg.score, kappa=cfg.kappa, backend=cfg.backend)
-        h = h.mean()
         parts["hess"] = h.item()
         return loss + _adapt(cfg.lambda_hess, ce, h, cfg) * h, parts
     if method == "exact_h":
@@ -91,10 +96,7 @@ def objective(model, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, step_se
         return loss + _adapt(cfg.lambda_reg, ce, s, cfg) * s, parts
     # the R2ET family
     pairs = "mm" if method.startswith("r2et_mm") else "all"
-    with_h = not method.endswith("_noh")
     if with_h:
-        h, g = R.hessian_norm(model, x, y, score=cfg.score, kappa=cfg.kappa, backend=cfg.backend)
-        h = h.mean()
         parts["hess"] = h.item()
         loss = loss + _adapt(cfg.lambda_hess, ce, h, cfg) * h
     else:
