@@ -187,7 +187,10 @@ def render_report(results: dict, figures: dict[str, list[str]]) -> str:
             lines += [f"| {METHOD_LABELS[m]} | {v['smoothgrad']:.4f} | {v['ig']:.4f} |"
                       for m, v in entry["variants"].items()]
         if entry.get("correlation"):
+            threshold = next(iter(entry["correlation"].values())).get("manipulation_threshold", 1.0)
+            when = "its top-k first changes" if threshold >= 1 else f"P@k first falls below {threshold:g}"
             lines += ["", "### Correlation with the manipulation epoch (Spearman)", "",
+                      f"Manipulation epoch: the attack step at which {when}.", "",
                       "| model | thickness | Hessian norm |", "|---|---:|---:|"]
             lines += [f"| {METHOD_LABELS[m]} | {_num(c['spearman_thickness_epoch'])} | "
                       f"{_num(c['spearman_hessian_epoch'])} |" for m, c in entry["correlation"].items()]

@@ -195,8 +195,14 @@ def _correlation(model, data, spec, b: Budget, cfg) -> dict:
                            backend=cfg.backend).per_sample
     er = ERAttack(model, k=b.k, eps=b.eps, alpha=b.alpha, steps=b.steps, step_norm=b.step_norm,
                   lower=lower, upper=upper, backend=cfg.backend, explainer=explainer)(x, y)
-    epoch = er.manipulation_epoch.double()
+    if spec.manipulation_threshold >= 1.0:
+        epoch = er.manipulation_epoch.double()
+    else:  # the first step where P@k falls below the threshold (never: the number of steps + 1)
+        below = er.precision_at_k < spec.manipulation_threshold
+        never = torch.full_like(er.manipulation_epoch, below.shape[0])
+        epoch = torch.where(below.any(dim=0), below.float().argmax(dim=0), never).double()
     return {"hessian": h.detach().tolist(), "thickness": thick.tolist(), "epoch": epoch.tolist(),
+            "manipulation_threshold": spec.manipulation_threshold,
             "spearman_thickness_epoch": _spearman(thick, epoch),
             "spearman_hessian_epoch": _spearman(h, epoch)}
 
