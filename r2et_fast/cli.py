@@ -137,6 +137,51 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_certify(args: argparse.Namespace) -> int:
+    from r2et_fast.experiments.bounds import AttackBudget, certify_saved
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if not Path(args.model).is_file():
+        raise SystemExit(f"r2et-fast certify: error: no model file at {args.model} (train one with "
+                         "`r2et-fast train` or `r2et-fast bounds`)")
+    budget = AttackBudget(restarts=args.restarts, steps=args.steps, topk_steps=args.topk_steps,
+                          keep_label=args.keep_label, seed=args.seed)
+    try:
+        result = certify_saved(args.model, dataset=args.dataset, eps=args.eps, norm=args.norm,
+                               method=args.method, k=args.k, n_samples=args.n_samples, validate=args.validate,
+                               out=args.out, budget=budget, ig_steps=args.ig_steps,
+                               smooth_pool=args.smooth_pool, data_seed=args.data_seed,
+                               progress=not args.no_progress)
+    except ValueError as err:
+        raise SystemExit(f"r2et-fast certify: error: {err}") from err
+    print(f"\n{result['train_method']} on {result['dataset']}: {result['method']}, {result['norm']}, "
+          f"{result['n_samples']} test samples, k = {result['k']}\n\n{result['table']}")
+    for note in result["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    files = result["files"]
+    print(f"\nwritten to {args.out}: {files['json']}, {files['markdown']}, {files['figure']}")
+    return 0
+
+
+def _cmd_bounds(args: argparse.Namespace) -> int:
+    from r2et_fast.experiments.bounds import BoundsConfig, run_bounds
+
+    keys = ("n_samples", "epochs", "restarts", "tau")
+    chosen = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+    chosen.update(methods=tuple(args.methods), attributions=tuple(args.attributions),
+                  poolings=tuple(args.poolings), out=args.out, threads=args.threads)
+    cfg = BoundsConfig.quick_defaults(**chosen) if args.quick else BoundsConfig(**chosen)
+    results = run_bounds(cfg, progress=not args.no_progress)
+    for h in results["headline"]:
+        print(f"{h['pooling']:>4} {h['attribution']:<11}{h['norm']:<5} n={h['n']:<4} "
+              f"> T_e {h['pct_outside_t_e']:5.1f}%"
+              f"  > T'_e {h['pct_outside_t_e_generalized']:5.1f}%  > T_e (linearised) "
+              f"{h['pct_outside_t_e_linear']:.1f}%  min r {h['min_tightness_r']:+.4f}")
+    print(f"results: {Path(args.out) / 'results.json'}\nreport:  {Path(args.out) / 'report.md'}")
+    return 0
+
+
 def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
@@ -238,6 +283,50 @@ def build_parser() -> argparse.ArgumentParser:
                      help="class whose explanation is attacked (label: as the authors' code)")
     rep.add_argument("--no-progress", action="store_true")
     rep.set_defaults(func=_cmd_reproduce)
+
+    from r2et_fast.bounds._args import METHODS as ATTRIBUTIONS
+
+    ce = sub.add_parser("certify", help="Wang & Kong attribution-deviation bounds for a saved model's test "
+                        "samples (--validate: attack them too)")
+    ce.add_argument("--dataset", choices=("mnist", *DATASETS),
+                    help="default: the data set recorded in the model file")
+    ce.add_argument("--model", required=True, help="model.pt written by `r2et-fast train` or `bounds`")
+    ce.add_argument("--eps", type=float, nargs="+", required=True, help="one or more radii")
+    ce.add_argument("--norm", choices=("l2", "linf"), default="l2")
+    ce.add_argument("--method", choices=ATTRIBUTIONS, default="saliency", help="attribution method")
+    ce.add_argument("--k", type=int, help="top-k of the certificate (default 50 mnist, 8 tabular)")
+    ce.add_argument("--n-samples", type=int, default=50, help="first test samples to certify")
+    ce.add_argument("--validate", action="store_true", help="attack the samples and compare with the bounds")
+    ce.add_argument("--restarts", type=int, default=3, help="random starts per attack (--validate)")
+    ce.add_argument("--steps", type=int, default=20, help="PGD steps (--validate)")
+    ce.add_argument("--topk-steps", type=int, default=200, help="top-k attack steps, l-inf (--validate)")
+    ce.add_argument("--keep-label", action="store_true", help="attacks stop before the prediction changes")
+    ce.add_argument("--ig-steps", type=int, default=8, help="IG quadrature nodes")
+    ce.add_argument("--smooth-pool", type=float, metavar="TAU",
+                    help="MNIST CNN: evaluate with smooth (LSE) pooling of temperature TAU")
+    ce.add_argument("--data-seed", type=int, default=0, help="seed of the train/val/test split")
+    ce.add_argument("--seed", type=int, default=0, help="seed of the Lanczos start and the random starts")
+    ce.add_argument("--threads", type=int, help="torch threads")
+    ce.add_argument("--out", default="runs/certify", help="folder of <norm>_<method>.json / .md / .png")
+    ce.add_argument("--no-progress", action="store_true")
+    ce.set_defaults(func=_cmd_certify)
+
+    bd = sub.add_parser("bounds", help="bound validation on MNIST (Wang & Kong): train softplus CNNs, "
+                        "certify + attack, write results.json + report.md")
+    bd.add_argument("--methods", nargs="+", choices=METHODS, default=["vanilla", "sp", "est_h", "r2et"],
+                    help="training methods")
+    bd.add_argument("--attributions", nargs="+", choices=ATTRIBUTIONS, default=["saliency"])
+    bd.add_argument("--poolings", nargs="+", choices=("max", "lse"), default=["max", "lse"],
+                    help="max: the models as trained; lse: the same weights with smooth pooling")
+    bd.add_argument("--quick", action="store_true", help="tiny budgets: a few minutes on one core")
+    bd.add_argument("--n-samples", type=int, help="test images (default 50, quick 4)")
+    bd.add_argument("--epochs", type=int, help="training epochs (default 5, quick 1)")
+    bd.add_argument("--restarts", type=int, help="random starts per attack (default 3, quick 1)")
+    bd.add_argument("--tau", type=float, help="temperature of the smooth pooling (default 0.1)")
+    bd.add_argument("--out", default="reproduction/bounds", help="output folder (also the resume cache)")
+    bd.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    bd.add_argument("--no-progress", action="store_true")
+    bd.set_defaults(func=_cmd_bounds)
     return parser
 
 
