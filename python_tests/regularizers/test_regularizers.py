@@ -24,12 +24,14 @@ def batch(n=10, size=6, seed=1):
 
 
 @requires_native
+@pytest.mark.parametrize("batched", [True, False])
 @pytest.mark.parametrize("score", ["loss", "logit", "prob"])
-def test_batched_and_two_pass_paths_agree(score):
+def test_batched_and_two_pass_paths_agree(score, batched):
+    """Native (one 2B pass when batched, else two passes with fused kernels) equals the reference."""
     model, (x, y) = smooth_model(), batch()
     results = {}
     for backend in ("native", "reference"):
-        h, g = R.hessian_norm(model, x, y, score=score, kappa=1e-3, backend=backend)
+        h, g = R.hessian_norm(model, x, y, score=score, kappa=1e-3, backend=backend, batched=batched)
         loss = h.sum() - R.pair_gap(g.abs(), 4, backend=backend).sum()
         results[backend] = (h, g, torch.autograd.grad(loss, list(model.parameters())[:3]))
     nat, ref = results["native"], results["reference"]
@@ -90,15 +92,16 @@ def test_bad_input(backend):
         R.hessian_norm(None, x, y, backend=backend)
 
 
+@pytest.mark.parametrize("batched", [True, False])
 @pytest.mark.parametrize("backend", ["native", "reference"])
-def test_logits_returned_with_the_hessian_norm_are_the_models_output(backend):
-    """The native path reuses the batched pass's logits at x for the task loss; both paths must
+def test_logits_returned_with_the_hessian_norm_are_the_models_output(backend, batched):
+    """The native path reuses its pass's logits at x for the task loss; both paths must
     return the model's output at x, with a graph to the parameters."""
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Softplus(), torch.nn.Linear(8, 3)).double()
     x = torch.randn(5, 6, dtype=torch.float64)
     y = torch.tensor([0, 1, 2, 1, 0])
-    h, g, logits = R.hessian_norm(model, x, y, backend=backend, return_logits=True)
+    h, g, logits = R.hessian_norm(model, x, y, backend=backend, return_logits=True, batched=batched)
     assert torch.allclose(logits, model(x), atol=1e-12)
     (grad,) = torch.autograd.grad(torch.nn.functional.cross_entropy(logits, y), [model[0].weight])
     assert grad.abs().sum() > 0
