@@ -20,7 +20,9 @@ TABULAR_GRID: dict[str, tuple[str, tuple[float, ...]]] = {
     "est_h": ("lambda_hess", (0.03, 0.1, 0.3)),
     "exact_h": ("lambda_reg", (0.1, 0.3, 1.0)),
     "ssr": ("lambda_reg", (0.1, 0.3, 1.0)),
-    "at": ("at_eps", (0.05, 0.1, 0.2)),
+    # AT: the inner attack's step (one l2-normalised step inside the default l-inf ball of 0.1); a
+    # grid over the ball itself is degenerate, since one step of 0.05 never reaches it
+    "at": ("at_alpha", (0.05, 0.1, 0.2)),
     # two values for the R2ET family: its steps cost 3-5x a Vanilla step, and 1.0 hurt cAUC on Adult
     "r2et": ("lambda_gap", (0.1, 0.3)),
     "r2et_noh": ("lambda_gap", (0.1, 0.3)),
