@@ -16,11 +16,11 @@ def _plt():
     return plt
 
 
-def _save(fig, path: Path) -> str:
+def _save(fig, path: Path, dpi: int = 110) -> str:
     plt = _plt()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path.name
 

@@ -43,6 +43,7 @@ from r2et_fast._io import save_json
 from r2et_fast.bounds import attribution as attribution_map
 from r2et_fast.bounds import certify, validate_bounds
 from r2et_fast.datasets import Split, load_mnist
+from r2et_fast.experiments._report import _plt, _save
 from r2et_fast.models import MnistCNN
 from r2et_fast.train import METHOD_LABELS, TrainConfig, load_model, train
 
@@ -204,25 +205,7 @@ def histogram(records: Sequence[dict], path: str | Path, title: str) -> str:
     ax.set(xlabel="T_e - T^_e (per sample)" if validated else "T_e (per sample)", ylabel="samples",
            title=title)
     ax.legend(fontsize=7)
-    return _save(fig, Path(path))
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> str:
-    plt = _plt()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path.name
+    return _save(fig, Path(path), dpi=100)
 
 
 def _num(v: Any, digits: int = 4) -> str:
@@ -455,7 +438,7 @@ def _figure(runs: Sequence[dict], cfg: BoundsConfig, pooling: str, attribution: 
             ax.legend(fontsize=6)
     fig.suptitle(f"{attribution}, {pooling} pooling: T_e - T^_e per sample (< 0: attack above T_e)",
                  fontsize=10)
-    return _save(fig, out / f"hist_{pooling}_{attribution}.png")
+    return _save(fig, out / f"hist_{pooling}_{attribution}.png", dpi=100)
 
 
 PCT_FIELDS = ("pct_outside_t_e", "pct_outside_t_e_linear", "pct_outside_t_e_generalized", "pct_outside_t_c")
