@@ -14,3 +14,20 @@ def maps() -> tuple[torch.Tensor, torch.Tensor]:
     a = torch.rand(BATCH, FEATURES, generator=g)
     b = a + 0.05 * torch.randn(BATCH, FEATURES, generator=g)
     return a, b
+
+
+def training_step(data, cfg, batch: int):
+    """One optimiser step of ``cfg`` on the first ``batch`` training rows, as a closure to time."""
+    from r2et_fast.train import build_model, objective
+
+    model = build_model(cfg, data.input_shape)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    x, y = data.x_train[:batch], data.y_train[:batch]
+
+    def step():
+        loss, _ = objective(model, x, y, cfg, step_seed=0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return step

@@ -6,12 +6,12 @@ Vanilla step for scale; and ERAttack (20 steps, l-inf 0.1). Group = workload, na
 from __future__ import annotations
 
 import pytest
-import torch
 
 import r2et_fast
+from benchmarks.conftest import training_step
 from r2et_fast.attacks import ERAttack
 from r2et_fast.datasets import mnist_pairs
-from r2et_fast.train import TrainConfig, build_model, objective
+from r2et_fast.train import TrainConfig, build_model
 
 pytestmark = pytest.mark.skipif(not r2et_fast.native_available(), reason="native extension not built")
 
@@ -24,17 +24,7 @@ def pairs():
 def _step_fn(data, method: str, backend: str):
     cfg = TrainConfig(method=method, arch="siamese_cnn", k=50, score="logit", lambda_hess=1e-4,
                       backend=backend)
-    model = build_model(cfg, data.input_shape)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    x, y = data.x_train[:64], data.y_train[:64]
-
-    def step():
-        loss, _ = objective(model, x, y, cfg, step_seed=0)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    return step
+    return training_step(data, cfg, 64)
 
 
 @pytest.mark.parametrize("way", ["native", "reference", "vanilla_step"])

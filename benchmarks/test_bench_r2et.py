@@ -5,13 +5,13 @@ every kernel), with a Vanilla step for scale. Group = workload, name = way."""
 from __future__ import annotations
 
 import pytest
-import torch
 
 import r2et_fast
+from benchmarks.conftest import training_step
 from r2et_fast.attacks import ERAttack
 from r2et_fast.datasets import load_tabular
 from r2et_fast.experiments.tabular import data_box
-from r2et_fast.train import TrainConfig, build_model, objective
+from r2et_fast.train import TrainConfig, build_model
 
 pytestmark = pytest.mark.skipif(not r2et_fast.native_available(), reason="native extension not built")
 
@@ -23,17 +23,7 @@ def adult():
 
 def _step_fn(data, method: str, backend: str):
     cfg = TrainConfig(method=method, backend=backend)
-    model = build_model(cfg, data.n_features)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    x, y = data.x_train[:256], data.y_train[:256]
-
-    def step():
-        loss, _ = objective(model, x, y, cfg, step_seed=0)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    return step
+    return training_step(data, cfg, 256)
 
 
 @pytest.mark.parametrize("way", ["native", "reference", "vanilla_step"])
