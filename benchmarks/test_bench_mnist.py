@@ -1,6 +1,7 @@
 """R2ET on MNIST 3/8 pairs (siamese CNN, n = 1568 pixels per pair): one training step (batch 64) on
-the native path (one fused forward/backward over 2B rows for x and x + kappa v, fused pair-gap and
-Hessian-norm kernels) vs the plain-PyTorch reference (two double-backprop passes, torch ops), with a
+the native path (the default gradient engine: two double-backprop passes on a CPU, one pass over 2B
+rows on CUDA; fused pair-gap and Hessian-norm kernels) vs plain PyTorch as research code writes it
+(three passes, torch ops), with a
 Vanilla step for scale; and ERAttack (20 steps, l-inf 0.1). Group = workload, name = way."""
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ def pairs():
     return mnist_pairs(n_pairs=1000)
 
 
-def _step_fn(data, method: str, backend: str):
+def _step_fn(data, method: str, way: str):
+    """way: native (the package's default engine and kernels) | reference (plain PyTorch)."""
     cfg = TrainConfig(method=method, arch="siamese_cnn", k=50, score="logit", lambda_hess=1e-4,
-                      backend=backend)
-    return training_step(data, cfg, 64)
+                      backend=way)
+    return training_step(data, cfg, 64, plain=way == "reference")
 
 
 @pytest.mark.parametrize("way", ["native", "reference", "vanilla_step"])

@@ -1,14 +1,15 @@
-"""R2ET's regularisers evaluated on a model (SPEC §3).
+"""R2ET's regularisers and the baselines' terms, evaluated on a model (docs/spec.md §3, §4).
 
 - ``explanation_gradient``: g(x) = ds/dx, differentiable (double backprop), the raw material of the
   saliency I(x) = |g(x)|;
-- ``gradients_at_shift``: g(x) and g(x + kappa v), v = sign(g(x)) / sqrt(n), for the
-  finite-difference Hessian norm. The native path reuses the pass at x for the task loss's logits
-  and, on CUDA, evaluates both points in **one** batched forward/backward over 2B rows (after a
-  cheap first-order pass that fixes v); the reference path makes two separate double-backprop
-  passes and a forward pass for the loss, as research code does;
-- ``hessian_norm``: Ĥ(x) = ||g(x + kappa v) - g(x)||_2 / kappa per sample, fused native op;
-- ``pair_gap``: G_k of the saliency (the op ``r2et_fast.ops.topk_pair_gap``).
+- ``gradients_at_shift``: g(x) and g(x + kappa v), v = sign(g(x)) / sqrt(n), and the logits at x,
+  computed by a gradient engine (``engine=``, see :mod:`r2et_fast.engine`);
+- ``hessian_norm``: Ĥ(x) = ||g(x + kappa v) - g(x)||_2 / kappa per sample (fused op);
+- ``pair_gap`` / ``mean_pair_gap``: G_k of the saliency (op ``r2et_fast.ops.topk_pair_gap``);
+- ``exact_hessian_norm`` (Exact-H) and ``ssr_term`` (SSR), the baselines' terms.
+
+``engine`` chooses the algorithm that computes the gradients; ``backend`` chooses between the
+native kernels and the reference twins of the ops applied to them. The two are independent.
 """
 
 from __future__ import annotations
@@ -18,11 +19,18 @@ from collections.abc import Callable
 
 import torch
 
-from r2et_fast import _backend, ops
+from r2et_fast import engine as _engine
+from r2et_fast import ops
 from r2et_fast._validation import check_batch
+from r2et_fast.engine import hessian_direction
 from r2et_fast.explain._score import SCORES, score_gradient
 
 Model = Callable[[torch.Tensor], torch.Tensor]
+# The authors' training explains the per-sample loss (docs/spec.md §3).
+TRAINING_SCORE = "loss"
+
+__all__ = ["TRAINING_SCORE", "explanation_gradient", "hessian_direction", "gradients_at_shift",
+           "hessian_norm", "pair_gap", "mean_pair_gap", "exact_hessian_norm", "ssr_term"]
 
 
 def _check(model: Model, x: torch.Tensor, score: str, kappa: float | None = None) -> None:
@@ -36,64 +44,33 @@ def _check(model: Model, x: torch.Tensor, score: str, kappa: float | None = None
 
 
 def explanation_gradient(model: Model, x: torch.Tensor, target: torch.Tensor | None,
-                         score: str = "loss", create_graph: bool = True) -> torch.Tensor:
+                         score: str = TRAINING_SCORE, create_graph: bool = True) -> torch.Tensor:
     """g(x) = ds/dx for the score s at ``target`` (the label; None = predicted class)."""
     _check(model, x, score)
     z = x if x.requires_grad else x.detach().requires_grad_()
     return score_gradient(model, z, target, score, create_graph)[0]
 
 
-def hessian_direction(grad: torch.Tensor) -> torch.Tensor:
-    """v = sign(g) / sqrt(n) per sample (n = features per sample); detached."""
-    n = grad[0].numel()
-    return torch.sign(grad.detach()) / math.sqrt(n)
-
-
 def gradients_at_shift(model: Model, x: torch.Tensor, target: torch.Tensor | None, *,
-                       score: str = "loss", kappa: float = 1e-3, backend: str | None = None,
-                       return_logits: bool = False, batched: bool | None = None):
-    """(g(x), g(x + kappa v)), both differentiable w.r.t. the model parameters; with
-    ``return_logits`` also the model's output at x (B, C), with its graph, for the task loss.
-
-    The reference makes two double-backprop passes and its own forward pass for the logits, as
-    research code does. The native path takes the logits from the pass at x (one forward/backward
-    fewer) and, with ``batched`` (default: on CUDA only), evaluates x and x + kappa v in one pass
-    over 2B rows after a first-order pass that fixes v. On CPU one 2B pass measured slower than two
-    B passes for the MNIST CNN (53 vs 2 x 18 ms), hence the default.
-    """
+                       score: str = TRAINING_SCORE, kappa: float = 1e-3,
+                       engine: str = _engine.AUTO) -> _engine.Gradients:
+    """Logits at x, g(x) and g(x + kappa v), all differentiable w.r.t. the model's parameters."""
     _check(model, x, score, kappa)
-    if _backend.resolve("hessian_fd_norm", x.device.type, backend) == "reference":
-        g_x = explanation_gradient(model, x, target, score)
-        g_xv = explanation_gradient(model, x.detach() + kappa * hessian_direction(g_x), target, score)
-        return (g_x, g_xv, model(x)) if return_logits else (g_x, g_xv)
-    if not (x.device.type == "cuda" if batched is None else batched):
-        z = x if x.requires_grad else x.detach().requires_grad_()
-        g_x, target, out = score_gradient(model, z, target, score, create_graph=True, return_output=True)
-        g_xv = explanation_gradient(model, x.detach() + kappa * hessian_direction(g_x), target, score)
-        return (g_x, g_xv, out) if return_logits else (g_x, g_xv)
-    # v needs only the sign of g(x): a first-order pass (no graph kept) fixes it and the class.
-    probe = x.detach().requires_grad_()
-    g0, target = score_gradient(model, probe, target, score, create_graph=False)
-    both = torch.cat([x, x.detach() + kappa * hessian_direction(g0)])
-    _check(model, both, score)
-    g, _, out = score_gradient(model, both.detach().requires_grad_(), torch.cat([target, target]), score,
-                               create_graph=True, return_output=True)
-    b = x.shape[0]
-    return (g[:b], g[b:], out[:b]) if return_logits else (g[:b], g[b:])
+    return _engine.compute_gradients(model, x, target, score=score, kappa=kappa, engine=engine)
 
 
-def hessian_norm(model: Model, x: torch.Tensor, target: torch.Tensor | None, *, score: str = "loss",
-                 kappa: float = 1e-3, backend: str | None = None, return_logits: bool = False,
-                 batched: bool | None = None):
-    """(Ĥ(x) per sample (B,), g(x)) with Ĥ = ||g(x + kappa v) - g(x)||_2 / kappa.
+def hessian_norm(model: Model, x: torch.Tensor, target: torch.Tensor | None, *,
+                 score: str = TRAINING_SCORE, kappa: float = 1e-3, engine: str = _engine.AUTO,
+                 backend: str | None = None) -> tuple[torch.Tensor, _engine.Gradients]:
+    """(Ĥ(x) per sample (B,), the engine's :class:`~r2et_fast.engine.Gradients`).
 
-    g(x) is returned too so a caller (R2ET) can build the saliency |g(x)| without another pass;
-    with ``return_logits`` also the model's output at x (see :func:`gradients_at_shift`).
+    The gradients come back too, so a caller (R2ET) builds the saliency |g(x)| and the task loss
+    from the same passes.
     """
-    g_x, g_xv, *logits = gradients_at_shift(model, x, target, score=score, kappa=kappa, backend=backend,
-                                            return_logits=return_logits, batched=batched)
-    h = ops.hessian_fd_norm(g_x.flatten(1), g_xv.flatten(1), kappa, backend=backend)
-    return (h, g_x, *logits)
+    grads = gradients_at_shift(model, x, target, score=score, kappa=kappa, engine=engine)
+    assert grads.g_shift is not None
+    h = ops.hessian_fd_norm(grads.g_x.flatten(1), grads.g_shift.flatten(1), kappa, backend=backend)
+    return h, grads
 
 
 def pair_gap(saliency: torch.Tensor, k: int, pairs: str = "all", transform: str = "linear",
@@ -102,3 +79,50 @@ def pair_gap(saliency: torch.Tensor, k: int, pairs: str = "all", transform: str 
     if not isinstance(saliency, torch.Tensor) or saliency.dim() < 2:
         raise ValueError("saliency must be a batch of maps (B, ...)")
     return ops.topk_pair_gap(saliency.flatten(1), k, pairs, transform, n_pairs, backend=backend)
+
+
+def mean_pair_gap(saliency: torch.Tensor, k: int, pairs: str = "all", transform: str = "linear",
+                  n_pairs: int | None = None, *, backend: str | None = None) -> torch.Tensor:
+    """G_k averaged over its pairs and over the batch (ranking detached).
+
+    Dividing by the number of pairs keeps the weight of -G_k independent of k and n.
+    """
+    n = saliency[0].numel()
+    n_pairs = n_pairs if pairs == "mm" else None
+    count = k * (n - k) if pairs == "all" else (n_pairs or min(k, n - k))
+    return pair_gap(saliency, k, pairs, transform, n_pairs, backend=backend).mean() / count
+
+
+def exact_hessian_norm(model: Model, x: torch.Tensor, y: torch.Tensor, score: str = TRAINING_SCORE, *,
+                       max_features: int = 64) -> torch.Tensor:
+    """Frobenius norm of the exact input Hessian of the score, per sample (n backward passes)."""
+    n = x[0].numel()
+    if n > max_features:
+        raise ValueError(f"Exact-H computes n = {n} Hessian rows per batch; refusing above "
+                         f"exact_h_max_features = {max_features} (use Est-H or R2ET)")
+    z = x.detach().requires_grad_()
+    g = explanation_gradient(model, z, y, score).flatten(1)
+    rows = [torch.autograd.grad(g[:, i].sum(), z, create_graph=True)[0].flatten(1) for i in range(n)]
+    return torch.stack(rows, dim=1).flatten(1).norm(dim=1)
+
+
+def ssr_term(model: Model, x: torch.Tensor) -> torch.Tensor:
+    """Largest eigenvalue of J^T A J (the CE input Hessian of a locally linear net), per sample.
+
+    With A = diag(p) - p p^T = B^T B, B = diag(sqrt p)(I - 1 p^T), the non-zero eigenvalues of
+    J^T A J are those of the C x C matrix M = (B J)(B J)^T, M_cd = sqrt(p_c p_d) (J_c - Jbar).(J_d - Jbar)
+    with Jbar = sum_c p_c J_c. M has rank <= C - 1: for two classes lambda_max = trace M, which is
+    smooth (an eigen-solver's gradient is not where eigenvalues meet).
+    """
+    z = x.detach().requires_grad_()
+    logits = model(z)
+    classes = logits.shape[1]
+    jac = torch.stack([torch.autograd.grad(logits[:, c].sum(), z, create_graph=True)[0].flatten(1)
+                       for c in range(classes)], dim=1)  # (B, C, n)
+    p = torch.softmax(logits, dim=1)
+    centred = jac - (p[:, :, None] * jac).sum(dim=1, keepdim=True)
+    if classes == 2:
+        return (p * centred.square().sum(dim=2)).sum(dim=1)
+    root = p.clamp_min(1e-12).sqrt()
+    m = root[:, :, None] * (centred @ centred.transpose(1, 2)) * root[:, None, :]
+    return torch.linalg.eigvalsh(m)[:, -1]

@@ -1,18 +1,22 @@
-"""Training configuration: one dataclass for every method (SPEC §3, §4)."""
+"""Training configuration: the serialisable record of a run, for every method (docs/spec.md §3, §4).
+
+The methods themselves are classes in ``_methods``; a config names one and carries every
+hyper-parameter, so a saved run can be rebuilt from its JSON.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
 
+from r2et_fast.engine import AUTO, check_engine
 from r2et_fast.models import ACTIVATIONS, ARCHITECTURES
+from r2et_fast.regularizers import TRAINING_SCORE
+from r2et_fast.train._methods import method_labels, method_names
 
-METHODS = ("vanilla", "wd", "sp", "est_h", "exact_h", "ssr", "at",
-           "r2et", "r2et_noh", "r2et_mm", "r2et_mm_noh")
-# Paper names, for tables.
-METHOD_LABELS = {"vanilla": "Vanilla", "wd": "WD", "sp": "SP", "est_h": "Est-H", "exact_h": "Exact-H",
-                 "ssr": "SSR", "at": "AT", "r2et": "R2ET", "r2et_noh": "R2ET\\H", "r2et_mm": "R2ET-mm",
-                 "r2et_mm_noh": "R2ET-mm\\H"}
+# The registered training methods, and their paper names for tables.
+METHODS = method_names()
+METHOD_LABELS = method_labels()
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,7 @@ class TrainConfig:
     seed: int = 0
     hidden: int = 32
     k: int = 8
-    score: str = "loss"             # the explained score s (the authors' code uses the loss)
+    score: str = TRAINING_SCORE     # the explained score s (the authors' code uses the loss)
     lambda_gap: float = 0.3         # R2ET family: weight of -G_k (tuned on Adult's validation split)
     lambda_hess: float = 0.1        # R2ET, Est-H: weight of H
     lambda_reg: float = 1.0         # Exact-H, SSR: weight of their term
@@ -49,11 +53,13 @@ class TrainConfig:
     at_alpha: float = 0.05          # AT: its step size (l2-normalised steps)
     at_steps: int = 1               # AT: its iterations
     exact_h_max_features: int = 64  # Exact-H refuses larger inputs (n backward passes per batch)
-    backend: str | None = None
+    engine: str = AUTO              # how g(x), g(x + kappa v) are computed (r2et_fast.engine)
+    backend: str | None = None      # ops: native kernels or reference twins (None: the global choice)
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.method not in method_names():
+            raise ValueError(f"method must be one of {method_names()}, got {self.method!r}")
+        check_engine(self.engine)
         for name in ("epochs", "batch_size", "hidden", "k", "at_steps", "exact_h_max_features"):
             value, least = getattr(self, name), 0 if name == "epochs" else 1
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
@@ -76,4 +82,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
+        """The config of ``data`` (fields missing from an older record take their defaults)."""
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields {sorted(unknown)}")
         return cls(**data)

@@ -1,42 +1,26 @@
-"""One training loop for every method: seeded, deterministic on CPU, atomic checkpoints each
-epoch, resumable after a kill (the resumed run reproduces the uninterrupted one exactly)."""
+"""The training loop for any model and device (docs/spec.md §3, §4): seeded, deterministic on CPU,
+atomic checkpoints each epoch, resumable after a kill (the resumed run reproduces the
+uninterrupted one exactly), logs and checkpoints written by the main process only."""
 
 from __future__ import annotations
 
-import math
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from r2et_fast import models
 from r2et_fast._io import load_torch, save_json, save_torch
 from r2et_fast.datasets import Split
 from r2et_fast.metrics import prediction_auc
+from r2et_fast.train._batches import TensorBatches, set_epoch, step_seed
+from r2et_fast.train._checkpoint import CHECKPOINT, LOG, MODEL, build_model, save_model
 from r2et_fast.train._config import TrainConfig
-from r2et_fast.train._objectives import objective
+from r2et_fast.train._methods import get_method
 
-CHECKPOINT = "checkpoint.pt"
-MODEL = "model.pt"
-LOG = "log.json"
-
-
-def build_model(cfg: TrainConfig, input_shape: int | tuple[int, ...], n_classes: int = 2) -> torch.nn.Module:
-    """The model ``cfg.arch`` for samples of ``input_shape`` (an int: n tabular features); SP swaps
-    the activation for softplus(beta). Seeded by ``cfg.seed``."""
-    shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
-    with torch.random.fork_rng():
-        torch.manual_seed(cfg.seed)
-        activation = "softplus" if cfg.method == "sp" else cfg.activation
-        return models.build(cfg.arch, shape, n_classes, activation=activation, beta=cfg.softplus_beta,
-                            hidden=cfg.hidden, node_features=cfg.node_features)
-
-
-def _epoch_order(cfg: TrainConfig, epoch: int, n: int) -> torch.Tensor:
-    # The order depends on (seed, epoch) alone, so a resumed epoch replays the same batches.
-    return torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch))
+OptimizerFactory = Callable[[Iterator[torch.nn.Parameter]], torch.optim.Optimizer]
 
 
 @dataclass
@@ -47,28 +31,124 @@ class TrainResult:
     out_dir: Path | None = None
 
 
-def save_model(path: str | Path, model: torch.nn.Module, cfg: TrainConfig, input_shape: tuple[int, ...],
-               n_classes: int, dataset: str | None) -> None:
-    shape = list(input_shape)
-    save_torch(path, {"state_dict": model.state_dict(), "config": cfg.to_dict(), "input_shape": shape,
-                      "n_features": math.prod(shape), "n_classes": n_classes, "dataset": dataset})
+class Trainer:
+    """Trains a built model with the method named by ``cfg``.
 
+    Args:
+        model: any ``nn.Module`` mapping a batch to logits (B, C).
+        cfg: the run's :class:`TrainConfig` (method, hyper-parameters, epochs, seed, engine).
+        device: where the model and every batch go (default: the model's device).
+        optimizer: ``params -> Optimizer`` (default: Adam with ``cfg.lr`` and the method's decay).
+        wrap: ``model -> model`` applied once before training, e.g. DistributedDataParallel; the
+            objective calls the wrapped model, checkpoints hold the unwrapped one.
+        is_main: whether this process writes checkpoints, the log and ``model.pt`` (rank 0).
+        out_dir: where those go (None: nothing is written, nothing resumed).
+        resume: continue from ``out_dir``'s checkpoint when its configuration matches.
+    """
 
-def load_model(path: str | Path) -> tuple[torch.nn.Module, TrainConfig, dict]:
-    """A model saved by ``train`` (``weights_only=True``): (model in eval mode, config, metadata)."""
-    payload = load_torch(path)
-    cfg = TrainConfig.from_dict(payload["config"])
-    shape = tuple(payload.get("input_shape", [payload["n_features"]]))
-    model = build_model(cfg, shape, payload["n_classes"])
-    model.load_state_dict(payload["state_dict"])
-    meta = {k: payload[k] for k in ("n_features", "n_classes", "dataset")}
-    meta["input_shape"] = shape
-    return model.eval(), cfg, meta
+    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, *, device: torch.device | str | None = None,
+                 optimizer: OptimizerFactory | None = None, wrap: Callable[[torch.nn.Module], torch.nn.Module]
+                 | None = None, is_main: bool = True, out_dir: str | Path | None = None, resume: bool = True,
+                 progress: bool = True, dataset_name: str | None = None) -> None:
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if not isinstance(cfg, TrainConfig):
+            raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
+        first = next(model.parameters(), None)
+        self.device = torch.device(device) if device is not None else (
+            first.device if first is not None else torch.device("cpu"))
+        self.model = model.to(self.device)
+        self.cfg, self.method = cfg, get_method(cfg)
+        decay = self.method.weight_decay()
+        factory = optimizer or (lambda params: torch.optim.Adam(params, lr=cfg.lr, weight_decay=decay))
+        self.optimizer = factory(self.model.parameters())
+        self.wrapped = wrap(self.model) if wrap is not None else self.model
+        self.is_main, self.progress, self.dataset_name = is_main, progress, dataset_name
+        self.out = Path(out_dir) if out_dir is not None else None
+        self.resume = resume
+        self.history: list[dict] = []
+        self.start_epoch = 0
+
+    def _restore(self) -> None:
+        if self.out is None or not self.resume or not (self.out / CHECKPOINT).is_file():
+            return
+        state = load_torch(self.out / CHECKPOINT)
+        if TrainConfig.from_dict(state["config"]) != self.cfg:
+            raise ValueError(f"{self.out / CHECKPOINT} was written with another configuration; "
+                             "use another out_dir or resume=False")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.start_epoch, self.history = state["epoch"], state["history"]
+
+    def _epoch(self, batches: Iterable, epoch: int) -> dict[str, float]:
+        self.model.train()
+        sums: dict[str, torch.Tensor] = {}
+        count = 0
+        for b, (x, y) in enumerate(batches):
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            loss, parts = self.method(self.wrapped, x, y, step_seed=step_seed(self.cfg.seed, epoch, b))
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+            # float64 sums on the device: one host sync per epoch, the values of summing .item()s
+            for key, value in {"loss": loss.detach(), **parts}.items():
+                value = value.double()
+                sums[key] = sums[key] + value if key in sums else value
+            count += 1
+        if count == 0:
+            raise ValueError("the batch source yielded no batches")
+        values = torch.stack(list(sums.values())).tolist()
+        return {key: value / count for key, value in zip(sums, values)}
+
+    def _validate(self, val: tuple[torch.Tensor, torch.Tensor] | None) -> dict[str, float]:
+        if val is None:
+            return {}
+        self.model.eval()
+        x, y = val[0].to(self.device), val[1].to(self.device)
+        with torch.no_grad():
+            acc = (self.model(x).argmax(1) == y).double().mean().item()
+        return {"val_accuracy": acc, "val_auc": prediction_auc(self.model, x, y)}
+
+    def _save_checkpoint(self, epoch: int) -> None:
+        assert self.out is not None
+        save_torch(self.out / CHECKPOINT, {"model": self.model.state_dict(),
+                                           "optimizer": self.optimizer.state_dict(), "epoch": epoch,
+                                           "history": self.history, "config": self.cfg.to_dict()})
+        save_json(self.out / LOG, {"config": self.cfg.to_dict(), "dataset": self.dataset_name,
+                                   "history": self.history})
+
+    def fit(self, batches: Iterable, val: tuple[torch.Tensor, torch.Tensor] | None = None, *,
+            input_shape: tuple[int, ...] | None = None, n_classes: int | None = None) -> TrainResult:
+        """Train for ``cfg.epochs`` epochs over ``batches`` (re-iterated each epoch; ``set_epoch``
+        is called on it or its sampler first), validating on ``val`` = (x, y) after each epoch.
+
+        ``model.pt`` is written when ``out_dir`` is set and ``input_shape``/``n_classes`` are given.
+        """
+        self._restore()
+        cfg = self.cfg
+        bar = tqdm(range(self.start_epoch, cfg.epochs), desc=f"train {cfg.method}",
+                   disable=not self.progress or not self.is_main, initial=self.start_epoch, total=cfg.epochs)
+        for epoch in bar:
+            began = time.perf_counter()
+            set_epoch(batches, epoch)
+            record = {"epoch": epoch + 1, **self._epoch(batches, epoch), **self._validate(val),
+                      "seconds": time.perf_counter() - began}
+            self.history.append(record)
+            bar.set_postfix(loss=f"{record['loss']:.3f}",
+                            **({"val_auc": f"{record['val_auc']:.3f}"} if "val_auc" in record else {}))
+            if self.out is not None and self.is_main:
+                self._save_checkpoint(epoch + 1)
+        self.model.eval()
+        if self.out is not None and self.is_main and input_shape is not None and n_classes is not None:
+            save_model(self.out / MODEL, self.model, cfg, input_shape, n_classes, self.dataset_name)
+        return TrainResult(model=self.model, config=cfg, history=self.history, out_dir=self.out)
 
 
 def train(data: Split, cfg: TrainConfig, *, out_dir: str | Path | None = None, resume: bool = True,
-          progress: bool = True, dataset_name: str | None = None) -> TrainResult:
-    """Train ``cfg.method`` on ``data`` (train split); log validation accuracy and AUC per epoch.
+          progress: bool = True, dataset_name: str | None = None,
+          device: torch.device | str | None = None) -> TrainResult:
+    """Build the model ``cfg.arch`` and train ``cfg.method`` on ``data``'s train split, logging
+    validation accuracy and AUC per epoch.
 
     With ``out_dir`` a checkpoint is written atomically after every epoch, a JSON log beside it, and
     the final model as ``model.pt``; with ``resume`` an existing checkpoint of the same
@@ -76,50 +156,7 @@ def train(data: Split, cfg: TrainConfig, *, out_dir: str | Path | None = None, r
     """
     input_shape, n_classes = tuple(data.x_train.shape[1:]), int(data.y_train.max()) + 1
     model = build_model(cfg, input_shape, n_classes).to(data.x_train.dtype)
-    decay = cfg.weight_decay if cfg.method == "wd" else 0.0
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=decay)
-    history: list[dict] = []
-    start = 0
-    out = Path(out_dir) if out_dir is not None else None
-    if out is not None and resume and (out / CHECKPOINT).is_file():
-        state = load_torch(out / CHECKPOINT)
-        if state["config"] != cfg.to_dict():
-            raise ValueError(f"{out / CHECKPOINT} was written with another configuration; "
-                             "use another out_dir or resume=False")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start, history = state["epoch"], state["history"]
-
-    n = len(data.x_train)
-    bar = tqdm(range(start, cfg.epochs), desc=f"train {cfg.method}", disable=not progress,
-               initial=start, total=cfg.epochs)
-    for epoch in bar:
-        model.train()
-        began, sums, batches = time.perf_counter(), {}, 0
-        order = _epoch_order(cfg, epoch, n)
-        for b, first in enumerate(range(0, n, cfg.batch_size)):
-            idx = order[first:first + cfg.batch_size]
-            loss, parts = objective(model, data.x_train[idx], data.y_train[idx], cfg,
-                                    step_seed=cfg.seed * 1_000_003 + epoch * 10_007 + b)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            for key, value in {"loss": loss.item(), **parts}.items():
-                sums[key] = sums.get(key, 0.0) + value
-            batches += 1
-        model.eval()
-        with torch.no_grad():
-            val_acc = (model(data.x_val).argmax(1) == data.y_val).double().mean().item()
-        record = {"epoch": epoch + 1, **{k: v / batches for k, v in sums.items()},
-                  "val_accuracy": val_acc, "val_auc": prediction_auc(model, data.x_val, data.y_val),
-                  "seconds": time.perf_counter() - began}
-        history.append(record)
-        bar.set_postfix(loss=f"{record['loss']:.3f}", val_auc=f"{record['val_auc']:.3f}")
-        if out is not None:
-            save_torch(out / CHECKPOINT, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                          "epoch": epoch + 1, "history": history, "config": cfg.to_dict()})
-            save_json(out / LOG, {"config": cfg.to_dict(), "dataset": dataset_name, "history": history})
-    model.eval()
-    if out is not None:
-        save_model(out / MODEL, model, cfg, input_shape, n_classes, dataset_name)
-    return TrainResult(model=model, config=cfg, history=history, out_dir=out)
+    trainer = Trainer(model, cfg, device=device, out_dir=out_dir, resume=resume, progress=progress,
+                      dataset_name=dataset_name)
+    batches = TensorBatches(data.x_train, data.y_train, cfg.batch_size, cfg.seed)
+    return trainer.fit(batches, (data.x_val, data.y_val), input_shape=input_shape, n_classes=n_classes)

@@ -1,0 +1,106 @@
+"""Gradient engines: the registry, how ``auto`` picks, clear refusals, and agreement between the
+engines inside training."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from r2et_fast import engine as E
+from r2et_fast.datasets import make_tabular
+from r2et_fast.engine import _base
+from r2et_fast.train import TrainConfig, train
+
+
+def model_and_batch():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2)).double()
+    return model, torch.randn(5, 6, dtype=torch.float64), torch.tensor([0, 1, 1, 0, 1])
+
+
+def test_names_and_lookup():
+    assert E.ENGINES[0] == "auto" and {"autograd", "batched"} <= set(E.ENGINES)
+    assert isinstance(E.get_engine("autograd"), E.AutogradEngine)
+    with pytest.raises(ValueError, match="engine must be one of"):
+        E.get_engine("fused-ish")
+    with pytest.raises(ValueError, match="resolve_engine"):
+        E.get_engine("auto")
+    with pytest.raises(ValueError, match="engine must be one of"):
+        TrainConfig(engine="gpu")
+
+
+def test_auto_picks_autograd_on_cpu():
+    model, x, _ = model_and_batch()
+    assert E.resolve_engine("auto", model, x).name == "autograd"
+    assert E.resolve_engine("batched", model, x).name == "batched"
+
+
+class _OnlyTanh(E.GradientEngine):
+    """A stand-in for a specialised engine: it runs only Sequential models with a Tanh."""
+
+    name = "only_tanh"
+    calls = 0
+
+    def unsupported(self, model, x):
+        if not isinstance(model, torch.nn.Sequential) or not any(isinstance(m, torch.nn.Tanh) for m in model):
+            return "needs a Sequential with a Tanh layer"
+        return None
+
+    def preferred(self, model, x):
+        return True
+
+    def gradients(self, model, x, target, *, score, kappa=None):
+        type(self).calls += 1
+        return E.get_engine("autograd").gradients(model, x, target, score=score, kappa=kappa)
+
+
+def test_a_registered_engine_takes_over_auto_where_it_applies(monkeypatch):
+    monkeypatch.setattr(_base, "_REGISTRY", dict(_base._REGISTRY))
+    E.register_engine(_OnlyTanh(), priority=10)
+    model, x, y = model_and_batch()
+    assert E.resolve_engine("auto", model, x).name == "only_tanh"
+    relu = torch.nn.Sequential(torch.nn.Linear(6, 2)).double()
+    assert E.resolve_engine("auto", relu, x).name == "autograd"  # falls back where unsupported
+    with pytest.raises(ValueError, match="needs a Sequential with a Tanh"):
+        E.resolve_engine("only_tanh", relu, x)
+    # TrainConfig accepts the new name and the trainer uses it
+    data = make_tabular(n_samples=120, n_features=6, seed=0)
+    _OnlyTanh.calls = 0
+    with pytest.raises(ValueError, match="cannot run this model"):  # the package MLP has no Tanh
+        train(data, TrainConfig(method="est_h", epochs=1, k=2, engine="only_tanh"), progress=False)
+    train(data, TrainConfig(method="est_h", epochs=1, k=2, activation="tanh", engine="only_tanh"),
+          progress=False)
+    assert _OnlyTanh.calls > 0
+
+
+def test_register_rejects_bad_engines():
+    with pytest.raises(TypeError, match="GradientEngine"):
+        E.register_engine(object())
+
+    class Auto(_OnlyTanh):
+        name = "auto"
+
+    with pytest.raises(ValueError, match="reserved"):
+        E.register_engine(Auto())
+
+
+@pytest.mark.parametrize("kappa", [None, 1e-3])
+def test_engines_agree(kappa):
+    model, x, y = model_and_batch()
+    a = E.compute_gradients(model, x, y, score="loss", kappa=kappa, engine="autograd")
+    b = E.compute_gradients(model, x, y, score="loss", kappa=kappa, engine="batched")
+    torch.testing.assert_close(a.logits, b.logits)
+    torch.testing.assert_close(a.g_x, b.g_x)
+    assert (a.g_shift is None) == (b.g_shift is None) == (kappa is None)
+    if kappa is not None:
+        torch.testing.assert_close(a.g_shift, b.g_shift)
+
+
+@pytest.mark.parametrize("method", ["r2et", "est_h", "r2et_noh"])
+def test_training_with_either_engine_gives_the_same_model(method):
+    data = make_tabular(n_samples=200, n_features=8, seed=1)
+    data = type(data)(**{k: v.double() if v.is_floating_point() else v for k, v in vars(data).items()})
+    models = [train(data, TrainConfig(method=method, epochs=2, batch_size=50, k=3, engine=e), progress=False).model
+              for e in ("autograd", "batched")]
+    for p, q in zip(*(m.parameters() for m in models)):
+        torch.testing.assert_close(p, q, rtol=1e-9, atol=1e-10)

@@ -1,0 +1,40 @@
+"""Gradient engines: how g(x), g(x + kappa v) and the task loss's logits are computed (docs/spec.md §3).
+
+``engine=`` names the algorithm, everywhere it is accepted (``TrainConfig``, the regulariser
+functions, the CLI): ``"autograd"`` (separate double-backprop passes), ``"batched"`` (x and
+x + kappa v in one pass over 2B rows) or ``"auto"`` (picked per model and device: autograd on a
+CPU, batched on CUDA). New engines register with :func:`register_engine`; ``auto`` consults them by
+priority, so an engine specialised for some models (a fused MLP engine) takes over exactly where
+it applies. The ops ``backend`` (native kernel vs reference twin) is a separate, independent choice.
+"""
+
+from r2et_fast.engine._autograd import AutogradEngine
+from r2et_fast.engine._base import (
+    AUTO,
+    Gradients,
+    GradientEngine,
+    check_engine,
+    engine_names,
+    get_engine,
+    hessian_direction,
+    register_engine,
+    resolve_engine,
+)
+from r2et_fast.engine._batched import BatchedEngine
+
+register_engine(AutogradEngine(), priority=0)
+register_engine(BatchedEngine(), priority=0)
+
+# The engines known at import; `engine_names()` also lists engines registered later.
+ENGINES = engine_names()
+
+
+def compute_gradients(model, x, target, *, score: str, kappa: float | None = None,
+                      engine: str = AUTO) -> Gradients:
+    """:class:`Gradients` of ``model`` at ``x`` from the engine ``engine`` resolves to."""
+    return resolve_engine(engine, model, x).gradients(model, x, target, score=score, kappa=kappa)
+
+
+__all__ = ["AUTO", "ENGINES", "Gradients", "GradientEngine", "AutogradEngine", "BatchedEngine",
+           "check_engine", "compute_gradients", "engine_names", "get_engine", "hessian_direction",
+           "register_engine", "resolve_engine"]
