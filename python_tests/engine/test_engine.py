@@ -14,7 +14,7 @@ from r2et_fast.train import TrainConfig, train
 
 def model_and_batch():
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2)).double()
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Softplus(), torch.nn.Linear(8, 2)).double()
     return model, torch.randn(5, 6, dtype=torch.float64), torch.tensor([0, 1, 1, 0, 1])
 
 
@@ -35,15 +35,15 @@ def test_auto_picks_autograd_on_cpu():
     assert E.resolve_engine("batched", model, x).name == "batched"
 
 
-class _OnlyTanh(E.GradientEngine):
-    """A stand-in for a specialised engine: it runs only Sequential models with a Tanh."""
+class _OnlySoftplus(E.GradientEngine):
+    """A stand-in for a specialised engine: it runs only models with a Softplus."""
 
-    name = "only_tanh"
+    name = "only_softplus"
     calls = 0
 
     def unsupported(self, model, x):
-        if not isinstance(model, torch.nn.Sequential) or not any(isinstance(m, torch.nn.Tanh) for m in model):
-            return "needs a Sequential with a Tanh layer"
+        if not any(isinstance(m, torch.nn.Softplus) for m in model.modules()):
+            return "needs a model with a Softplus layer"
         return None
 
     def preferred(self, model, x):
@@ -56,28 +56,28 @@ class _OnlyTanh(E.GradientEngine):
 
 def test_a_registered_engine_takes_over_auto_where_it_applies(monkeypatch):
     monkeypatch.setattr(_base, "_REGISTRY", dict(_base._REGISTRY))
-    E.register_engine(_OnlyTanh(), priority=10)
+    E.register_engine(_OnlySoftplus(), priority=10)
     model, x, y = model_and_batch()
-    assert E.resolve_engine("auto", model, x).name == "only_tanh"
-    relu = torch.nn.Sequential(torch.nn.Linear(6, 2)).double()
+    assert E.resolve_engine("auto", model, x).name == "only_softplus"
+    relu = torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2)).double()
     assert E.resolve_engine("auto", relu, x).name == "autograd"  # falls back where unsupported
-    with pytest.raises(ValueError, match="needs a Sequential with a Tanh"):
-        E.resolve_engine("only_tanh", relu, x)
+    with pytest.raises(ValueError, match="needs a model with a Softplus"):
+        E.resolve_engine("only_softplus", relu, x)
     # TrainConfig accepts the new name and the trainer uses it
     data = make_tabular(n_samples=120, n_features=6, seed=0)
-    _OnlyTanh.calls = 0
-    with pytest.raises(ValueError, match="cannot run this model"):  # the package MLP has no Tanh
-        train(data, TrainConfig(method="est_h", epochs=1, k=2, engine="only_tanh"), progress=False)
-    train(data, TrainConfig(method="est_h", epochs=1, k=2, activation="tanh", engine="only_tanh"),
+    _OnlySoftplus.calls = 0
+    with pytest.raises(ValueError, match="cannot run this model"):  # the package MLP uses ReLU
+        train(data, TrainConfig(method="est_h", epochs=1, k=2, engine="only_softplus"), progress=False)
+    train(data, TrainConfig(method="est_h", epochs=1, k=2, activation="softplus", engine="only_softplus"),
           progress=False)
-    assert _OnlyTanh.calls > 0
+    assert _OnlySoftplus.calls > 0
 
 
 def test_register_rejects_bad_engines():
     with pytest.raises(TypeError, match="GradientEngine"):
         E.register_engine(object())
 
-    class Auto(_OnlyTanh):
+    class Auto(_OnlySoftplus):
         name = "auto"
 
     with pytest.raises(ValueError, match="reserved"):
