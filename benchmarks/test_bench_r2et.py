@@ -10,7 +10,7 @@ import r2et_fast
 from benchmarks.conftest import training_step
 from r2et_fast.attacks import ERAttack
 from r2et_fast.datasets import load_tabular
-from r2et_fast.experiments.tabular import data_box
+from r2et_fast.experiments.protocol import data_box
 from r2et_fast.train import TrainConfig, build_model
 
 pytestmark = pytest.mark.skipif(not r2et_fast.native_available(), reason="native extension not built")
@@ -21,9 +21,10 @@ def adult():
     return load_tabular("adult")
 
 
-def _step_fn(data, method: str, backend: str):
-    cfg = TrainConfig(method=method, backend=backend)
-    return training_step(data, cfg, 256)
+def _step_fn(data, method: str, way: str):
+    """way: native (the package's default engine and kernels) | reference (plain PyTorch)."""
+    cfg = TrainConfig(method=method, backend=way)
+    return training_step(data, cfg, 256, plain=way == "reference")
 
 
 @pytest.mark.parametrize("way", ["native", "reference", "vanilla_step"])

@@ -1,9 +1,9 @@
-"""Per-data-set protocol of the experiments (SPEC §8, §9): model, k, attack budget, training
+"""Per-data-set protocol of the experiments (docs/spec.md §8, §9): model, k, attack budget, training
 defaults and the model-selection grid of every method.
 
 One entry per data set name accepted by ``r2et-fast reproduce --datasets``. The grids hold one
 hyper-parameter per method (the weight of its regulariser or its budget); model selection trains one
-candidate per value and keeps the best on the validation split (SPEC §9).
+candidate per value and keeps the best on the validation split (docs/spec.md §9).
 """
 
 from __future__ import annotations
@@ -62,12 +62,18 @@ class DatasetSpec:
     manipulation_threshold: float = 1.0
     k_grid: tuple[int, ...] | None = None       # the k / k' study (None: ReproduceConfig's)
     n_pairs_grid: tuple[int, ...] | None = None
+    about: str = ""                  # what the data are, for `r2et-fast list`
+
+
+TABULAR_ABOUT = {"adult": "UCI Adult census income", "bank": "UCI Bank marketing",
+                 "compas": "COMPAS recidivism"}
 
 
 def _tabular(name: str) -> DatasetSpec:
     return DatasetSpec(load=lambda seed: load_tabular(name, seed=seed), modality="tabular", arch="mlp",
                        k=8, eps=1.0, alpha=1e-3, steps=1000, step_norm="l2",
-                       train={"epochs": 10}, grid=TABULAR_GRID, smoothgrad_stdev=0.1)
+                       train={"epochs": 10}, grid=TABULAR_GRID, smoothgrad_stdev=0.1,
+                       about=TABULAR_ABOUT.get(name, ""))
 
 
 # Images: the finite-difference Hessian term must stay small on ReLU CNNs (a large weight kills the
@@ -94,22 +100,26 @@ SPECS["mnist"] = DatasetSpec(
     train={"epochs": 4, "batch_size": 64, "score": "logit", "lambda_hess": 1e-4, "lambda_reg": 0.1,
            "at_eps": 0.1, "at_alpha": 0.02},
     grid=IMAGE_GRID, smoothgrad_stdev=0.15, max_test=50, max_selection=50, caps=COSTLY_CAPS,
-    k_grid=(25, 50, 100), n_pairs_grid=(10, 25, 50), manipulation_threshold=0.5)
+    k_grid=(25, 50, 100), n_pairs_grid=(10, 25, 50), manipulation_threshold=0.5,
+    about="MNIST digits: pairs of 3s and 8s, same digit or not (reproduce); single digits, 10 classes "
+          "(certify, bounds)")
 
 
-def _graph(name: str, node_features: str, n_pairs: int) -> DatasetSpec:
+def _graph(name: str, node_features: str, n_pairs: int, about: str) -> DatasetSpec:
     return DatasetSpec(
         load=lambda seed: load_graph_pairs(name, n_pairs=n_pairs, seed=seed)[0], modality="graph",
         arch="siamese_gcn", k=50, eps=0.1, alpha=2e-3, steps=100, step_norm="linf", box=(0.0, 1.0),
         train={"epochs": 4, "batch_size": 32, "score": "logit", "lambda_hess": 1e-4, "lambda_reg": 0.1,
                "at_eps": 0.1, "at_alpha": 0.02, "node_features": node_features},
         grid=GRAPH_GRID, smoothgrad_stdev=0.05, explainer="adjacency", max_test=40, max_selection=40,
-        caps=COSTLY_CAPS, k_grid=(25, 50, 100), n_pairs_grid=(10, 25, 50), manipulation_threshold=0.5)
+        caps=COSTLY_CAPS, k_grid=(25, 50, 100), n_pairs_grid=(10, 25, 50), manipulation_threshold=0.5,
+        about=about)
 
 
 # "graphs": synthetic connectomes (82 nodes, like BP); "bzr": the shipped BZR molecules (29 atoms max).
-SPECS["graphs"] = _graph("connectomes", "identity", 400)
-SPECS["bzr"] = _graph("bzr", "profile", 600)
+SPECS["graphs"] = _graph("connectomes", "identity", 400,
+                         "synthetic connectomes (82 nodes, like BP), pairs: same class or not")
+SPECS["bzr"] = _graph("bzr", "profile", 600, "BZR ligand molecules (shipped), pairs: same class or not")
 
 
 def get_spec(name: str) -> DatasetSpec:

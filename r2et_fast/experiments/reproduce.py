@@ -1,4 +1,4 @@
-"""`r2et-fast reproduce` (SPEC §9): for each data set, train every method (model selection over
+"""`r2et-fast reproduce` (docs/spec.md §9): for each data set, train every method (model selection over
 each method's grid on the validation split, or the cached runs), attack the test split with
 ERAttack and the MSE attack, and write ``results.json`` and ``report.md`` with figures.
 
@@ -6,33 +6,38 @@ Per data set the report holds Table 1 (mean ± std over seeds), the SmoothGrad a
 Table 1, the correlation study (Hessian norm, thickness, manipulation epoch), constrained attacks
 (P@k vs sensitivity per handler), the accuracy–robustness trade-off, the k / k' grid (first data set)
 and faithfulness. Interrupted runs resume: training from its checkpoints, every evaluation from
-its cached JSON.
+its cached JSON; both are keyed by their settings (``_cache``), so a changed setting recomputes.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import scipy.stats
 import torch
 from tqdm.auto import tqdm
 
-from r2et_fast import regularizers
 from r2et_fast._io import save_json
-from r2et_fast.attacks import ERAttack, MSEAttack
 from r2et_fast.datasets import Split
+from r2et_fast.experiments._cache import cached, data_key, model_key, train_or_load
 from r2et_fast.experiments._report import render_report, write_figures
 from r2et_fast.experiments._specs import DatasetSpec, get_spec
-from r2et_fast.experiments.tabular import AttackConfig, data_box, explain_targets, select_model
-from r2et_fast.explain import AdjacencyGradXInput, IntegratedGradients, Saliency, SmoothGrad
-from r2et_fast.metrics import COMP, DFFOT, SUFF, Sensitivity, prediction_auc
-from r2et_fast.thickness import topk_thickness
-from r2et_fast.train import METHODS, TrainConfig, load_model, train
+from r2et_fast.experiments._studies import (
+    Budget,
+    attack_box,
+    attacked_explainer,
+    case_study,
+    constrained,
+    correlation,
+    evaluate,
+    faithfulness,
+    variants,
+)
+from r2et_fast.experiments.protocol import AttackConfig, select_model
+from r2et_fast.metrics import prediction_auc
+from r2et_fast.train import METHODS, TrainConfig
 
 EXPLAINER_VARIANTS = ("smoothgrad", "ig")
 
@@ -51,7 +56,7 @@ class ReproduceConfig:
     steps: int | None = None
     alpha: float | None = None
     eps: float | None = None
-    select: bool = True               # model selection over each method's grid (SPEC §9)
+    select: bool = True               # model selection over each method's grid (docs/spec.md §9)
     selection_threshold: float = 0.02
     selection_steps: int = 100        # validation attack: fewer, proportionally longer steps
     selection_samples: int = 1000
@@ -70,6 +75,7 @@ class ReproduceConfig:
     n_pairs_grid: tuple[int, ...] = (2, 4, 8)
     constraints: tuple[str, ...] = ("none", "early_stop", "gda", "hedge", "qp", "fixed")
     backend: str | None = None
+    engine: str = "auto"               # TrainConfig.engine of every trained model
     explain_target: str = "predicted"  # the class whose explanation is attacked ("label": authors')
     extra: dict = field(default_factory=dict)
 
@@ -81,21 +87,6 @@ class ReproduceConfig:
                     ig_steps=4, k_grid=(4, 8), n_pairs_grid=(2, 4))
         base.update(overrides)
         return cls(**base)
-
-
-@dataclass(frozen=True)
-class Budget:
-    """The resolved protocol of one data set under a config."""
-
-    k: int
-    eps: float
-    alpha: float
-    steps: int
-    step_norm: str
-
-    def scaled(self, steps: int) -> Budget:
-        """The same radius in fewer, proportionally longer steps."""
-        return dataclasses.replace(self, steps=steps, alpha=self.alpha * self.steps / steps)
 
 
 def budget(spec: DatasetSpec, cfg: ReproduceConfig) -> Budget:
@@ -111,120 +102,33 @@ def _subset(data: Split, cfg: ReproduceConfig) -> Split:
     return dataclasses.replace(data, x_train=data.x_train[:n], y_train=data.y_train[:n])
 
 
-def _cached(path: Path, compute):
-    if path.is_file():
-        return json.loads(path.read_text())
-    value = compute()
-    save_json(path, value)
-    return value
+# The ReproduceConfig fields each cached study reads, beyond its model, budget and protocol.
+STUDY_FIELDS = {
+    "evaluation": ("max_test", "backend", "explain_target"),
+    "selection": ("selection_threshold", "selection_steps", "selection_samples", "backend", "explain_target"),
+    "variants": ("max_test", "variant_samples", "variant_steps", "smoothgrad_samples", "ig_steps", "backend",
+                 "explain_target"),
+    "faithfulness": ("max_test", "faithfulness_samples", "explain_target"),
+    "correlation": ("max_test", "correlation_samples", "thickness_samples", "thickness_path", "backend",
+                    "explain_target"),
+    "constrained": ("max_test", "constraints", "backend"),
+    "case_study": ("max_test", "backend", "explain_target"),
+}
+# DatasetSpec fields that reach a study's key another way: through the model's TrainConfig (train,
+# grid) or the resolved ReproduceConfig (caps, k_grid, n_pairs_grid); ``load`` is a function and
+# ``about`` a description.
+_NOT_PROTOCOL = ("load", "train", "grid", "caps", "k_grid", "n_pairs_grid", "about")
 
 
-def _box(spec: DatasetSpec, data: Split):
-    return data_box(data) if spec.box == "data" else spec.box
+def _key(study: str, spec: DatasetSpec, cfg: ReproduceConfig, model: object, b: Budget, **extra) -> dict:
+    """The cache key of one study of one model (``model``: its ``model_key``)."""
+    protocol = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)
+                if f.name not in _NOT_PROTOCOL}
+    return {"study": study, "model": model, "budget": dataclasses.asdict(b), "protocol": protocol,
+            "settings": {name: getattr(cfg, name) for name in STUDY_FIELDS[study]}, **extra}
 
 
-def _test(data: Split, cfg: ReproduceConfig, limit: int | None = None, spec: DatasetSpec | None = None):
-    caps = (cfg.max_test, limit, len(data.x_test), spec.max_test if spec is not None else None)
-    n = min(v for v in caps if v is not None)
-    return data.x_test[:n], data.y_test[:n]
-
-
-def _explainer(spec: DatasetSpec, model):
-    """The attacked explanation of the data set (loss score, like the attacks' default)."""
-    if spec.explainer == "adjacency":
-        return AdjacencyGradXInput(model, score="loss")
-    return Saliency(model, score="loss")
-
-
-def _attack(attack_cls, model, data, spec, b: Budget, cfg, x, y, **kw):
-    lower, upper = _box(spec, data)
-    kw.setdefault("explainer", _explainer(spec, model))
-    attack = attack_cls(model, k=b.k, eps=b.eps, alpha=b.alpha, steps=b.steps, norm="linf",
-                        step_norm=b.step_norm, lower=lower, upper=upper, backend=cfg.backend, **kw)
-    return attack(x, explain_targets(model, x, y, cfg.explain_target))
-
-
-def _evaluate(model, data, spec, b: Budget, cfg) -> dict:
-    x, y = _test(data, cfg, spec=spec)
-    er = _attack(ERAttack, model, data, spec, b, cfg, x, y)
-    mse = _attack(MSEAttack, model, data, spec, b, cfg, x, y)
-    return {"cauc": prediction_auc(model, x, y), "aauc": prediction_auc(model, er.x_adv, y),
-            "precision_at_k_erattack": er.final_precision_at_k.double().mean().item(),
-            "precision_at_k_mse": mse.final_precision_at_k.double().mean().item(),
-            "aauc_mse": prediction_auc(model, mse.x_adv, y)}
-
-
-def _variants(model, data, spec, b: Budget, cfg) -> dict:
-    """P@k of the SmoothGrad and IG explanations under an ERAttack on that explanation."""
-    x, y = _test(data, cfg, cfg.variant_samples, spec)
-    short = b.scaled(cfg.variant_steps)
-    explainers = {
-        "smoothgrad": SmoothGrad(model, n_samples=cfg.smoothgrad_samples, stdev=spec.smoothgrad_stdev, seed=0,
-                                 score="loss", abs=True),
-        "ig": IntegratedGradients(model, n_steps=cfg.ig_steps, method="gausslegendre", score="loss",
-                                  abs=True),
-    }
-    out = {}
-    for name, explainer in explainers.items():
-        er = _attack(ERAttack, model, data, spec, short, cfg, x, y, explainer=explainer)
-        out[name] = er.final_precision_at_k.double().mean().item()
-    return out
-
-
-def _faithfulness(model, data, spec, cfg) -> dict:
-    x, y = _test(data, cfg, cfg.faithfulness_samples, spec)
-    maps = _explainer(spec, model).attribute(x, target=explain_targets(model, x, y, cfg.explain_target))
-    return {name: float(metric()(model, x, maps).double().mean()) for name, metric in
-            (("dffot", DFFOT), ("comp", COMP), ("suff", SUFF))}
-
-
-def _spearman(a: torch.Tensor, b: torch.Tensor) -> float | None:
-    r = scipy.stats.spearmanr(a.detach().numpy(), b.numpy()).statistic
-    return None if r is None or math.isnan(r) else float(r)
-
-
-def _correlation(model, data, spec, b: Budget, cfg) -> dict:
-    """Per test sample: Hessian norm, thickness and manipulation epoch (no early stop, so every
-    sample runs the whole budget and the epoch is where its top-k first changes)."""
-    x, y = _test(data, cfg, cfg.correlation_samples, spec)
-    y = explain_targets(model, x, y, cfg.explain_target)
-    h, _ = regularizers.hessian_norm(model, x, y, backend=cfg.backend)
-    explainer = _explainer(spec, model)
-    lower, upper = _box(spec, data)
-    thick = topk_thickness(lambda z, i: explainer.attribute(z, target=y[i]), x, b.k, eps=b.eps,
-                           n_samples=cfg.thickness_samples, n_path=cfg.thickness_path,
-                           backend=cfg.backend).per_sample
-    er = ERAttack(model, k=b.k, eps=b.eps, alpha=b.alpha, steps=b.steps, step_norm=b.step_norm,
-                  lower=lower, upper=upper, backend=cfg.backend, explainer=explainer)(x, y)
-    if spec.manipulation_threshold >= 1.0:
-        epoch = er.manipulation_epoch.double()
-    else:  # the first step where P@k falls below the threshold (never: the number of steps + 1)
-        below = er.precision_at_k < spec.manipulation_threshold
-        never = torch.full_like(er.manipulation_epoch, below.shape[0])
-        epoch = torch.where(below.any(dim=0), below.float().argmax(dim=0), never).double()
-    return {"hessian": h.detach().tolist(), "thickness": thick.tolist(), "epoch": epoch.tolist(),
-            "manipulation_threshold": spec.manipulation_threshold,
-            "spearman_thickness_epoch": _spearman(thick, epoch),
-            "spearman_hessian_epoch": _spearman(h, epoch)}
-
-
-def _constrained(model, data, spec, b: Budget, cfg) -> list[dict]:
-    """Each constraint handler on Vanilla, attacking the *label's* explanation (which can flip the
-    prediction, unlike the predicted class's), twice the radius, margin constraint."""
-    x, y = _test(data, cfg, spec=spec)
-    lower, upper = _box(spec, data)
-    rows = []
-    for constraint in cfg.constraints:
-        result = ERAttack(model, k=b.k, eps=2 * b.eps, alpha=2 * b.alpha, steps=b.steps, norm="linf",
-                          step_norm=b.step_norm, constraint=constraint, distance="margin", lower=lower,
-                          upper=upper, backend=cfg.backend, explainer=_explainer(spec, model))(x, y)
-        rows.append({"constraint": constraint,
-                     "precision_at_k": result.final_precision_at_k.double().mean().item(),
-                     "sensitivity": Sensitivity().share(model, x, result.x_adv)})
-    return rows
-
-
-def _k_grid(data, spec, b: Budget, cfg, out: Path, seed: int) -> list[dict]:
+def _k_grid(data, spec, b: Budget, cfg, out: Path, seed: int, trained_on: dict) -> list[dict]:
     """R2ET trained and attacked at each k, R2ET-mm at each k' (k fixed), Vanilla at each k."""
     rows = []
     base = {**spec.train, **({"epochs": cfg.epochs} if cfg.epochs else {})}
@@ -233,35 +137,34 @@ def _k_grid(data, spec, b: Budget, cfg, out: Path, seed: int) -> list[dict]:
     for method, extra, k in tqdm(runs, desc="k grid", leave=False):
         tag = "_".join(f"{key}{value}" for key, value in extra.items()) or "default"
         run = out / "kgrid" / f"{method}_{tag}"
-        tcfg = TrainConfig(method=method, arch=spec.arch, seed=seed, backend=cfg.backend,
+        tcfg = TrainConfig(method=method, arch=spec.arch, seed=seed, backend=cfg.backend, engine=cfg.engine,
                            **{**base, "k": b.k, **extra})
-        model = _train(data, tcfg, run)
-        scores = _cached(run / f"evaluation_k{k}.json",
-                         lambda m=model, kk=k: _evaluate(m, data, spec, dataclasses.replace(b, k=kk), cfg))
+        model = train_or_load(data, tcfg, run, trained_on)
+        at_k = dataclasses.replace(b, k=k)
+        key = _key("evaluation", spec, cfg, model_key(tcfg, trained_on), at_k)
+        scores = cached(run / f"evaluation_k{k}.json", key,
+                        lambda m=model, bk=at_k: evaluate(m, data, spec, bk, cfg))
         rows.append({"method": method, "k": k, "n_pairs": extra.get("n_pairs"),
                      "precision_at_k_erattack": scores["precision_at_k_erattack"], "cauc": scores["cauc"]})
     return rows
 
 
-def _train(data: Split, tcfg: TrainConfig, run: Path):
-    if (run / "model.pt").is_file():
-        return load_model(run / "model.pt")[0].eval()
-    return train(data, tcfg, out_dir=run, progress=False).model.eval()
+def _select(data, spec, b: Budget, cfg, method: str, seed: int, out: Path, vanilla_auc: float,
+            trained_on: dict):
+    """Train ``method`` (one candidate per grid value when selecting) and pick one (docs/spec.md §9).
 
-
-def _select(data, spec, b: Budget, cfg, method: str, seed: int, out: Path, vanilla_auc: float):
-    """Train ``method`` (one candidate per grid value when selecting) and pick one (SPEC §9)."""
+    Returns (model, run folder, selection record or None, the model's ``model_key``)."""
     base = {**spec.train, **({"epochs": cfg.epochs} if cfg.epochs else {})}
-    common = dict(method=method, arch=spec.arch, k=b.k, seed=seed, backend=cfg.backend)
+    common = dict(method=method, arch=spec.arch, k=b.k, seed=seed, backend=cfg.backend, engine=cfg.engine)
     if not cfg.select or method not in spec.grid:
-        run = out / method
-        return _train(data, TrainConfig(**common, **base), run), run, None
+        run, tcfg = out / method, TrainConfig(**common, **base)
+        return train_or_load(data, tcfg, run, trained_on), run, None, model_key(tcfg, trained_on)
     param, values = spec.grid[method]
     candidates = []
     for value in values:
         run = out / f"{method}_{param}={value:g}"
         tcfg = TrainConfig(**common, **{**base, param: value})
-        candidates.append((_train(data, tcfg, run), run, tcfg))
+        candidates.append((train_or_load(data, tcfg, run, trained_on), run, tcfg))
 
     def records():
         samples = min(cfg.selection_samples, spec.max_selection or cfg.selection_samples)
@@ -271,14 +174,16 @@ def _select(data, spec, b: Budget, cfg, method: str, seed: int, out: Path, vanil
                                   explain_target=cfg.explain_target)
         results = [_Candidate(m, c) for m, _, c in candidates]
         _, recs = select_model(results, data, attack_cfg, vanilla_auc, threshold=cfg.selection_threshold,
-                               progress=False, box=_box(spec, data),
-                               explainer=lambda m: _explainer(spec, m))
+                               progress=False, box=attack_box(spec, data),
+                               explainer=lambda m: attacked_explainer(spec, m))
         return recs
 
-    recs = _cached(out / f"{method}_selection.json", records)
+    keys = [model_key(tcfg, trained_on) for _, _, tcfg in candidates]
+    recs = cached(out / f"{method}_selection.json",
+                  _key("selection", spec, cfg, keys, b, vanilla_auc=vanilla_auc), records)
     best = next(i for i, r in enumerate(recs) if r.get("chosen"))
     model, run, _ = candidates[best]
-    return model, run, {"param": param, "candidates": recs}
+    return model, run, {"param": param, "candidates": recs}, keys[best]
 
 
 @dataclass
@@ -303,55 +208,44 @@ def _dataset(name: str, cfg: ReproduceConfig, out: Path, progress: bool) -> dict
     for seed in range(cfg.seeds):
         data = _subset(spec.load(seed), cfg)
         root = out / "runs" / name / f"seed{seed}"
-        vanilla, _, _ = _select(data, spec, b, cfg, "vanilla", seed, root, 0.0)
+        trained_on = data_key(name, seed, cfg.max_train)
+        vanilla = _select(data, spec, b, cfg, "vanilla", seed, root, 0.0, trained_on)[0]
         vanilla_auc = prediction_auc(vanilla, data.x_val, data.y_val)
         for method in tqdm(cfg.methods, desc=f"{name} seed {seed}", disable=not progress):
             try:
-                model, run, selection = _select(data, spec, b, cfg, method, seed, root, vanilla_auc)
+                model, run, selection, mkey = _select(data, spec, b, cfg, method, seed, root, vanilla_auc,
+                                                      trained_on)
             except ValueError as err:  # Exact-H refuses large inputs, with the reason
                 if "refusing" not in str(err):
                     raise
                 refused[method] = str(err)
                 continue
-            scores = _cached(run / "evaluation.json", lambda m=model, d=data: _evaluate(m, d, spec, b, cfg))
+            scores = cached(run / "evaluation.json", _key("evaluation", spec, cfg, mkey, b),
+                            lambda m=model, d=data: evaluate(m, d, spec, b, cfg))
             per_method.setdefault(method, []).append(scores)
             if selection is not None:
                 chosen.setdefault(method, []).append(
                     next(r["config"][selection["param"]] for r in selection["candidates"] if r.get("chosen")))
             if seed == 0:
-                seed0[method] = (model, run, data)
+                seed0[method] = (model, run, data, mkey)
     table = {m: {key: _mean_std([s[key] for s in runs]) for key in runs[0]} for m, runs in per_method.items()}
     entry: dict = {"budget": dataclasses.asdict(b), "modality": spec.modality, "table1": table,
                    "selected": chosen, "refused": refused, "variants": {}, "faithfulness": {},
                    "correlation": {}}
-    for m, (model, run, data) in tqdm(seed0.items(), desc=f"{name} studies", disable=not progress):
-        entry["variants"][m] = _cached(run / "variants.json",
-                                       lambda mm=model, d=data: _variants(mm, d, spec, b, cfg))
-        entry["faithfulness"][m] = _cached(run / "faithfulness.json", lambda mm=model, d=data:
-                                           _faithfulness(mm, d, spec, cfg))
+    for m, (model, run, data, mkey) in tqdm(seed0.items(), desc=f"{name} studies", disable=not progress):
+        def study(kind: str, compute, *args, run=run, mkey=mkey):
+            return cached(run / f"{kind}.json", _key(kind, spec, cfg, mkey, b), lambda: compute(*args))
+
+        entry["variants"][m] = study("variants", variants, model, data, spec, b, cfg)
+        entry["faithfulness"][m] = study("faithfulness", faithfulness, model, data, spec, cfg)
         if m in ("vanilla", "r2et"):
-            entry["correlation"][m] = _cached(run / "correlation.json",
-                                              lambda mm=model, d=data: _correlation(mm, d, spec, b, cfg))
+            entry["correlation"][m] = study("correlation", correlation, model, data, spec, b, cfg)
         if m == "vanilla":
-            entry["constrained"] = _cached(run / "constrained.json",
-                                           lambda mm=model, d=data: _constrained(mm, d, spec, b, cfg))
+            entry["constrained"] = study("constrained", constrained, model, data, spec, b, cfg)
         if spec.modality != "tabular":
-            entry.setdefault("case_study", {})[m] = _cached(
-                run / "case_study.json", lambda mm=model, d=data: _case_study(mm, d, spec, b, cfg))
+            entry.setdefault("case_study", {})[m] = study("case_study", case_study, model, data, spec, b,
+                                                          cfg)
     return entry
-
-
-def _case_study(model, data, spec, b: Budget, cfg) -> dict:
-    """One test pair (the first of class "same"): input, clean and attacked explanation, top-k."""
-    x, y = _test(data, cfg, spec=spec)
-    i = int(torch.nonzero(y == 1)[0]) if bool((y == 1).any()) else 0
-    er = _attack(ERAttack, model, data, spec, b, cfg, x[i:i + 1], y[i:i + 1])
-
-    def r(t):
-        return [round(v, 5) for v in t.flatten().tolist()]
-
-    return {"shape": list(x.shape[1:]), "x": r(x[i]), "x_adv": r(er.x_adv[0]), "clean": r(er.clean_maps[0]),
-            "adv": r(er.adv_maps[0]), "precision_at_k": er.final_precision_at_k[0].item(), "k": b.k}
 
 
 def reproduce(cfg: ReproduceConfig, *, progress: bool = True) -> dict:
@@ -369,7 +263,8 @@ def reproduce(cfg: ReproduceConfig, *, progress: bool = True) -> dict:
             else:
                 grid_cfg = cfg
             runs = out / "runs" / name / "seed0"
-            entry["k_grid"] = _k_grid(data, spec, budget(spec, cfg), grid_cfg, runs, 0)
+            entry["k_grid"] = _k_grid(data, spec, budget(spec, cfg), grid_cfg, runs, 0,
+                                      data_key(name, 0, cfg.max_train))
         results["datasets"][name] = entry
     save_json(out / "results.json", results)
     figures = write_figures(results, out)

@@ -1,4 +1,4 @@
-"""Tabular experiments end to end on a small budget: attack_model, compare_methods, model selection
+"""The attack protocol end to end on a small budget: attack_model, compare_methods, model selection
 and the CLI's train/attack/compare commands on a shipped data set."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 
 from r2et_fast import cli
 from r2et_fast.datasets import make_tabular
-from r2et_fast.experiments.tabular import AttackConfig, attack_model, compare_methods, select_model
+from r2et_fast.experiments.protocol import AttackConfig, attack_model, compare_methods, select_model
 from r2et_fast.train import TrainConfig, train
 
 ATTACK = AttackConfig(k=4, alpha=0.02, steps=15, max_samples=60)

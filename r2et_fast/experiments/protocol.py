@@ -1,5 +1,6 @@
-"""Tabular experiments: train methods on a shipped data set, attack the test split with ERAttack,
-and report cAUC, aAUC and P@k (SPEC §5, §9)."""
+"""The attack protocol shared by every modality (docs/spec.md §5, §9): the ERAttack budget, the
+valid input box, the explained class, attacking a split (cAUC, aAUC, P@k), model selection on the
+validation split, and training several methods side by side."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def explain_targets(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ho
 
 @dataclass(frozen=True)
 class AttackConfig:
-    """ERAttack budget for standardised tabular features (SPEC §9): l2-normalised steps of
+    """ERAttack budget for standardised tabular features (docs/spec.md §9): l2-normalised steps of
     ``alpha``, an l-inf ball of ``eps`` (default alpha * steps), the data's range as the box."""
 
     k: int = 8

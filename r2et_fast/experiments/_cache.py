@@ -1,0 +1,86 @@
+"""The resume cache of the experiments (docs/spec.md §9): a JSON record per result, reused only when
+it was computed with the same key, and a train-or-load helper for models.
+
+A key holds everything that changes the result it guards: the full ``TrainConfig`` of the model
+(its ``engine`` included), the data set, the split seed and the subset sizes of the training data,
+the attack budget and the study's settings, and :data:`CACHE_VERSION`. A result whose stored key
+differs is recomputed, and a model whose stored key differs is retrained from scratch in place, so
+rerunning a command with other settings never returns results of the old ones.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from r2et_fast._io import save_json
+from r2et_fast.datasets import Split
+from r2et_fast.train import TrainConfig, load_model, train
+from r2et_fast.train._checkpoint import CHECKPOINT, MODEL
+
+# Part of every key: bump it when the code changes what a cached computation returns.
+CACHE_VERSION = 1
+# Beside model.pt in a run folder: the key the model and its checkpoint were trained with.
+MODEL_KEY_FILE = "model_key.json"
+
+
+def _json(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples become lists), so equality is exact."""
+    return json.loads(json.dumps(value))
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def cached(path: str | Path, key: dict, compute: Callable[[], Any]) -> Any:
+    """``compute()``, stored at ``path`` with ``key``; a stored record is returned only when its key
+    equals ``key`` (with :data:`CACHE_VERSION`), else it is recomputed and overwritten."""
+    path = Path(path)
+    full = _json({"version": CACHE_VERSION, **key})
+    record = _read_json(path) if path.is_file() else None
+    if isinstance(record, dict) and record.get("key") == full and "value" in record:
+        return record["value"]
+    value = _json(compute())
+    save_json(path, {"key": full, "value": value})
+    return value
+
+
+def data_key(dataset: str, split_seed: int, max_train: int | None) -> dict:
+    """What identifies the training data: the data set, the seed of its split, the subset size."""
+    return {"dataset": dataset, "split_seed": split_seed, "max_train": max_train}
+
+
+def model_key(tcfg: TrainConfig, data: dict) -> dict:
+    """The key of a model: its full training configuration and the :func:`data_key` of its data."""
+    return _json({"version": CACHE_VERSION, "train": tcfg.to_dict(), "data": data})
+
+
+def train_or_load(data: Split, tcfg: TrainConfig, run: str | Path, trained_on: dict, *,
+                  dataset_name: str | None = None, progress: bool = False) -> torch.nn.Module:
+    """The model ``tcfg`` trained on ``data`` (identified by ``trained_on``, a :func:`data_key`), in
+    eval mode: loaded from ``run/model.pt`` when that was trained with the same :func:`model_key`,
+    else trained in ``run`` (resuming a checkpoint of the same key; any other is discarded).
+
+    ``dataset_name`` is recorded in the saved model (``r2et_fast.train.train``)."""
+    run = Path(run)
+    key = model_key(tcfg, trained_on)
+    same = _read_json(run / MODEL_KEY_FILE) == key
+    if same and (run / MODEL).is_file():
+        model, saved, _ = load_model(run / MODEL)
+        if saved.to_dict() == tcfg.to_dict():
+            return model.eval()
+        same = False
+    if not same:  # a model or checkpoint of other settings: never resumed, never reused
+        for name in (MODEL, CHECKPOINT):
+            (run / name).unlink(missing_ok=True)
+        save_json(run / MODEL_KEY_FILE, key)
+    result = train(data, tcfg, out_dir=run, resume=same, progress=progress, dataset_name=dataset_name)
+    return result.model.eval()
