@@ -1,4 +1,4 @@
-"""The Monte-Carlo top-k thickness estimator (SPEC §2): exact 1 where the explanation never changes,
+"""The Monte-Carlo top-k thickness estimator (docs/spec.md §2): exact 1 where the explanation never changes,
 smaller for larger neighbourhoods of a nonlinear model, reproducible from the seed alone, and path
 points that lie where they should."""
 

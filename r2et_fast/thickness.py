@@ -1,4 +1,4 @@
-"""Top-k ranking thickness (SPEC §2): how much of a neighbourhood keeps the clean top-k ranking.
+"""Top-k ranking thickness (docs/spec.md §2): how much of a neighbourhood keeps the clean top-k ranking.
 
 For a sample x with explanation I(x) and its top-k set T_k(x),
 
@@ -13,7 +13,8 @@ The explanation is given as a function ``explain_fn(z, index)``:
 * ``z`` is a batch (R, ...) of path points (same trailing shape and dtype as ``x``);
 * ``index`` is a LongTensor (R,) on ``x``'s device: row r of ``z`` lies on a path from sample
   ``x[index[r]]``, so per-sample arguments are repeated with it, e.g.
-  ``lambda z, i: Saliency(model, score="loss").attribute(z, target=y[i])``;
+  ``lambda z, i: Saliency(model, score=TRAINING_SCORE).attribute(z, target=y[i])`` (the loss, as
+  R2ET's authors explain it; see :mod:`r2et_fast.explain._score`);
 * it returns the explanations (R, n...) (any trailing shape; flattened to (R, n)).
 
 Path points of all samples are explained together, ``batch_size`` rows per call.
@@ -22,21 +23,18 @@ Path points of all samples are explained together, ``batch_size`` rows per call.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 
-from r2et_fast import _backend, _ops
 from r2et_fast import _validation as v
-from r2et_fast.ops import topk_indices
-from r2et_fast.reference import thickness as _reference
+from r2et_fast.ops import topk_indices, topk_pair_agreement
 
 __all__ = ["DISTRIBUTIONS", "NORMS", "ThicknessResult", "topk_pair_agreement", "topk_thickness"]
 
 DISTRIBUTIONS = ("uniform", "gaussian", "points")
-NORMS = ("linf", "l2")
+NORMS = v.NORMS
 
 ExplainFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -48,60 +46,7 @@ class ThicknessResult(NamedTuple):
     model_level: float
 
 
-def _check_top(maps: torch.Tensor, top) -> None:
-    """Shape, dtype and device of ``top`` against ``maps`` (values are checked separately)."""
-    v.check_tensor(top, "top")
-    if top.dtype != torch.int64:
-        raise TypeError(f"top must be int64, got {top.dtype}")
-    batch, n = maps.shape
-    if top.dim() != 2 or top.shape[0] != batch:
-        raise ValueError(f"top must have shape (B, k) = ({batch}, k) to match maps, got shape "
-                         f"{tuple(top.shape)}")
-    k = top.shape[1]
-    if not 1 <= k < n:
-        raise ValueError(f"top must have k columns with 1 <= k < n_features (n_features = {n}), "
-                         f"got k = {k}")
-    if top.device != maps.device:
-        raise ValueError(f"maps and top must be on the same device, got {maps.device} and {top.device}")
-
-
-def _check_top_values(top: torch.Tensor, n: int) -> None:
-    if bool(((top < 0) | (top >= n)).any()):
-        raise ValueError(f"top contains an index out of range [0, {n})")
-    s = top.sort(dim=1).values
-    if bool((s[:, 1:] == s[:, :-1]).any()):
-        raise ValueError("top contains duplicate indices")
-
-
-def topk_pair_agreement(maps: torch.Tensor, top: torch.Tensor, *, backend: str | None = None) -> torch.Tensor:
-    """Fraction of the k(n-k) ordered pairs (i in ``top``, j not in ``top``) with maps[i] >= maps[j].
-
-    Args:
-        maps: (B, n) float32/float64 explanations, finite.
-        top: (B, k) int64 distinct feature indices per row, 1 <= k < n (typically T_k of the
-            clean explanation, ``r2et_fast.topk_indices``).
-        backend: ``"native"``, ``"reference"`` or None (the process-wide choice).
-
-    Returns:
-        (B,) in the dtype of ``maps``. Ties count as satisfied (1[h >= 0]), so ``top`` = T_k(maps)
-        gives exactly 1. Not differentiable (a count).
-    """
-    v.check_maps(maps, "maps", min_features=2)
-    _check_top(maps, top)
-    if _backend.resolve("topk_pair_agreement", maps.device.type, backend) == "native":
-        return _ops.native("topk_pair_agreement")(maps, top)  # the kernel checks the values
-    _check_top_values(top, maps.shape[1])
-    v.check_finite(maps, "maps")
-    return _reference.topk_pair_agreement(maps, top)
-
-
 # ---- the estimator -------------------------------------------------------------------------------
-
-def _check_number(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < math.inf:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
-
 
 def _explain(explain_fn: ExplainFn, z: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """explain_fn(z, index) as detached (R, n) maps, checked."""
@@ -141,7 +86,7 @@ def topk_thickness(explain_fn: ExplainFn, x: torch.Tensor, k: int, *, distributi
                    eps: float = 0.1, sigma: float = 0.1, points: torch.Tensor | None = None,
                    n_samples: int | None = None, n_path: int = 10, batch_size: int = 1024,
                    seed: int = 0, norm: str = "linf", backend: str | None = None) -> ThicknessResult:
-    """Monte-Carlo top-k thickness Θ_k of every sample of ``x`` (SPEC §2).
+    """Monte-Carlo top-k thickness Θ_k of every sample of ``x`` (docs/spec.md §2).
 
     Args:
         explain_fn: ``explain_fn(z, index) -> maps`` (see the module docstring): explanations of
@@ -164,18 +109,14 @@ def topk_thickness(explain_fn: ExplainFn, x: torch.Tensor, k: int, *, distributi
     Returns:
         ThicknessResult(per_sample (B,) float64 on x's device, model_level = their mean).
     """
-    if not callable(explain_fn):
-        raise TypeError(f"explain_fn must be callable, got {type(explain_fn).__name__}")
+    v.check_callable(explain_fn, "explain_fn")
     v.check_batch(x, "x")
-    if distribution not in DISTRIBUTIONS:
-        raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, got {distribution!r}")
-    if norm not in NORMS:
-        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-    eps, sigma = _check_number(eps, "eps"), _check_number(sigma, "sigma")
-    for name, value in (("n_path", n_path), ("batch_size", batch_size)):
-        v.check_positive_int(value, name)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    v.check_choice(distribution, "distribution", DISTRIBUTIONS)
+    v.check_choice(norm, "norm", NORMS)
+    eps, sigma = v.check_nonnegative_float(eps, "eps"), v.check_nonnegative_float(sigma, "sigma")
+    v.check_positive_int(n_path, "n_path")
+    v.check_positive_int(batch_size, "batch_size")
+    v.check_int(seed, "seed")
     if n_samples is not None:
         v.check_positive_int(n_samples, "n_samples")
     x = x.detach()

@@ -64,7 +64,7 @@ def test_pgd_restarts_keep_the_farthest(backend, smooth):
 def test_registry_and_bad_arguments(smooth):
     model, x, y = smooth
     assert set(ATTACKS) == {"erattack", "mse", "topk", "pgd", "erattack_mo"}
-    with pytest.raises(ValueError, match="restarts must be a positive int"):
+    with pytest.raises(ValueError, match="restarts must be positive"):
         AttributionPGD(model, restarts=0)
     with pytest.raises(ValueError, match="alpha must be a finite number"):
         MSEAttack(model, alpha=-0.1)

@@ -96,11 +96,11 @@ def test_linf_violation_of_gradxinput_is_a_first_order_effect():
 def test_bad_arguments(mlp, xs):
     with pytest.raises(ValueError, match="norm must be 'l2' or 'linf'"):
         validate_bounds(mlp, xs, 0.1, 4, k=2)
-    with pytest.raises(ValueError, match="restarts must be a positive int"):
+    with pytest.raises(ValueError, match="restarts must be positive"):
         validate_bounds(mlp, xs, 0.1, k=2, restarts=0)
     with pytest.raises(TypeError, match="keep_label must be a bool"):
         validate_bounds(mlp, xs, 0.1, k=2, keep_label="yes")
-    with pytest.raises(ValueError, match="eps must be finite and > 0"):
+    with pytest.raises(ValueError, match="eps must be a finite number > 0"):
         validate_bounds(mlp, xs, 0.0, k=2)
     with pytest.raises(ValueError, match="outside the box"):
         validate_bounds(mlp, xs + 2.0, 0.1, k=2, restarts=1, steps=1, lower=0.0, upper=1.0)

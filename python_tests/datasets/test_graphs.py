@@ -21,8 +21,8 @@ from r2et_fast.datasets.graphs import (
     make_connectomes,
     parse_sdf,
 )
-from r2et_fast.datasets.synthetic import Split
-from r2et_fast.models.gcn import adjacency_to_triu
+from r2et_fast.datasets.split import Split
+from r2et_fast.graph_encoding import adjacency_to_triangle
 
 scipy_io = pytest.importorskip("scipy.io")
 
@@ -81,7 +81,7 @@ def test_bzr_counts_and_weights():
     sizes = [m.n_atoms for m in mols]
     assert len(mols) == 163 and min(sizes) == 13 and max(sizes) == 29
     for g in (0, 50, 162):
-        assert int((adjacency_to_triu(adj[g]) > 0).sum()) == len(mols[g].bonds)
+        assert int((adjacency_to_triangle(adj[g]) > 0).sum()) == len(mols[g].bonds)
         assert torch.all(adj[g, mols[g].n_atoms:] == 0)  # padding nodes are isolated
     assert mols[0].name == "Adinazolam" and mols[0].properties["ACTIVITY"] == "6.87" and labels[0] == 0
     assert mols[0].atoms[-1] == "Cl"
@@ -248,7 +248,7 @@ def test_graph_pairs_structure_balance_and_disjointness():
     m = 12 * 11 // 2
     assert split.x_train.shape == (100, 2, m) and split.n_nodes == 12 and split.n_features == 2 * m
     assert split.x_val.shape == (33, 2, m) and split.x_test.shape == (33, 2, m)  # 100 * 0.2 / 0.6
-    triu = adjacency_to_triu(adj)
+    triu = adjacency_to_triangle(adj)
     graph_sets = []
     for part in ("train", "val", "test"):
         x, y, pairs, graphs = (getattr(split, f"{k}_{part}") for k in ("x", "y", "pairs", "graphs"))

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from r2et_fast.datasets import _integrity
-from r2et_fast.datasets.synthetic import Split
+from r2et_fast.datasets.split import Split
 from r2et_fast.datasets.tabular import (
     DATASETS,
     N_FEATURES,

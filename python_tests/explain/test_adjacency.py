@@ -1,4 +1,4 @@
-"""Grad x input on the upper-triangle edge weights of graph pairs (SPEC §1, graphs)."""
+"""Grad x input on the upper-triangle edge weights of graph pairs (docs/spec.md §1, graphs)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from r2et_fast.explain._adjacency import (  # noqa: E402
     edge_map,
 )
 from r2et_fast.explain._base import Explainer  # noqa: E402
-from r2et_fast.models.gcn import SiameseGCN, n_edges  # noqa: E402
+from r2et_fast.graph_encoding import triangle_size  # noqa: E402
+from r2et_fast.models.gcn import SiameseGCN  # noqa: E402
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ def model():
 @pytest.fixture
 def pairs():
     g = torch.Generator().manual_seed(7)
-    return 0.1 + 0.8 * torch.rand(3, 2, n_edges(5), generator=g, dtype=torch.float64)
+    return 0.1 + 0.8 * torch.rand(3, 2, triangle_size(5), generator=g, dtype=torch.float64)
 
 
 def test_is_an_explainer_and_defaults(model):

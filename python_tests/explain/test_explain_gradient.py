@@ -17,7 +17,7 @@ from r2et_fast.explain import (
 )
 
 SCORES = ("logit", "prob", "loss")
-METHODS = ("saliency", "gradxinput", "smoothgrad", "ig")
+EXPLAINER_NAMES = ("saliency", "gradxinput", "smoothgrad", "ig")
 FAST = {"smoothgrad": {"n_samples": 4, "seed": 0}, "ig": {"n_steps": 8}}
 
 
@@ -58,7 +58,7 @@ def test_gradient_x_input_matches_hand_formula(mlp, x, score, hand_score_grads):
 def test_target_none_is_argmax_and_int_equals_tensor(mlp, x):
     pred = mlp(x).argmax(1)
     torch.testing.assert_close(saliency(mlp, x), saliency(mlp, x, pred))
-    for name in METHODS:
+    for name in EXPLAINER_NAMES:
         e = explainer(name, mlp)
         torch.testing.assert_close(e.attribute(x), e.attribute(x, pred))
         by_int = e.attribute(x, 2)
@@ -82,7 +82,7 @@ def test_images_reduce_channels_and_normalize(conv, images):
     normed = saliency(conv, images, target, reduce_channels="sum", normalize=True)
     torch.testing.assert_close(normed.sum((1, 2)), torch.ones(2, dtype=torch.float64))
     torch.testing.assert_close(normed, summed / summed.sum((1, 2), keepdim=True))
-    for name in METHODS:
+    for name in EXPLAINER_NAMES:
         out = explainer(name, conv, reduce_channels="sum", normalize=True, abs=True)
         attr = out.attribute(images, target)
         assert attr.shape == (2, 8, 8)
@@ -110,7 +110,7 @@ def test_model_ignoring_input_gives_zeros(x):
     assert torch.equal(gradient_x_input(detached, x, 0), torch.zeros_like(x))
 
 
-@pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize("name", EXPLAINER_NAMES)
 @pytest.mark.parametrize("training", [True, False])
 def test_caller_state_is_untouched(mlp, x, name, training):
     mlp.train(training)
@@ -123,7 +123,7 @@ def test_caller_state_is_untouched(mlp, x, name, training):
     assert torch.equal(torch.get_rng_state(), rng)
 
 
-@pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize("name", EXPLAINER_NAMES)
 def test_no_graph_when_create_graph_false_even_if_input_requires_grad(mlp, x, name):
     xr = x.clone().requires_grad_(True)
     out = explainer(name, mlp).attribute(xr, 1)
@@ -131,7 +131,7 @@ def test_no_graph_when_create_graph_false_even_if_input_requires_grad(mlp, x, na
     assert xr.grad is None
 
 
-@pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize("name", EXPLAINER_NAMES)
 @pytest.mark.parametrize("score", SCORES)
 def test_second_derivative_wrt_parameters(mlp, x, name, score):
     out = explainer(name, mlp, score=score).attribute(x, 1, create_graph=True)
@@ -142,7 +142,7 @@ def test_second_derivative_wrt_parameters(mlp, x, name, score):
     assert all(g is not None for g in grads[:3])
 
 
-@pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize("name", EXPLAINER_NAMES)
 def test_create_graph_under_no_grad_and_wrt_input(mlp, x, name):
     xr = x.clone().requires_grad_(True)
     with torch.no_grad():
@@ -152,7 +152,7 @@ def test_create_graph_under_no_grad_and_wrt_input(mlp, x, name):
 
 
 def test_create_graph_matches_plain_value(mlp, x):
-    for name in METHODS:
+    for name in EXPLAINER_NAMES:
         e = explainer(name, mlp)
         torch.testing.assert_close(e.attribute(x, 1, create_graph=True).detach(), e.attribute(x, 1))
 
@@ -179,7 +179,7 @@ def test_gradcheck_and_gradgradcheck(fn, make_mlp):
 
 def test_float32_kept(mlp, x):
     model32 = mlp.float()
-    for name in METHODS:
+    for name in EXPLAINER_NAMES:
         out = explainer(name, model32).attribute(x.float(), 0)
         assert out.dtype == torch.float32 and out.shape == x.shape
 
@@ -203,6 +203,6 @@ def test_single_output_model(score, x):
     torch.testing.assert_close(
         saliency(model, x, score=score), saliency(model, x, pred, score=score)
     )
-    for name in METHODS:
+    for name in EXPLAINER_NAMES:
         out = explainer(name, model, score=score).attribute(x, target, create_graph=True)
         assert out.shape == x.shape and torch.isfinite(out).all()

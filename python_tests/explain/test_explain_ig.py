@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from r2et_fast.explain import IntegratedGradients, integrated_gradients
-from r2et_fast.explain._integrated_gradients import METHODS, quadrature
+from r2et_fast.explain._integrated_gradients import QUADRATURES, quadrature
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", QUADRATURES)
 @pytest.mark.parametrize("n_steps", [2, 7])
 @pytest.mark.parametrize("kind", ["none", "scalar", "row", "full"])
 def test_linear_model_is_exact(linear, x, method, n_steps, kind):
@@ -59,7 +59,7 @@ def test_riemann_rules_converge_to_gauss_legendre(mlp, x):
         torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", QUADRATURES)
 def test_quadrature_integrates_polynomials(method):
     nodes, weights = quadrature(method, 9)
     assert nodes.min() >= 0 and nodes.max() <= 1

@@ -8,13 +8,8 @@ import torch
 pytest.importorskip("torch_geometric")
 
 from r2et_fast.datasets.graphs import graph_pairs, make_connectomes  # noqa: E402
-from r2et_fast.models.gcn import (  # noqa: E402
-    SiameseGCN,
-    adjacency_to_triu,
-    n_edges,
-    n_nodes_from_edges,
-    triu_to_adjacency,
-)
+from r2et_fast.graph_encoding import triangle_size, triangle_to_adjacency  # noqa: E402
+from r2et_fast.models.gcn import SiameseGCN  # noqa: E402
 
 
 def _tiny(activation="softplus", node_features="identity", n=5, seed=0):
@@ -24,36 +19,7 @@ def _tiny(activation="softplus", node_features="identity", n=5, seed=0):
 
 def _x(batch, n, seed=1, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)
-    return 0.1 + 0.8 * torch.rand(batch, 2, n_edges(n), generator=g, dtype=dtype)
-
-
-# ---- adjacency <-> upper triangle -------------------------------------------------------------------
-
-def test_triu_round_trip_and_order():
-    g = torch.Generator().manual_seed(0)
-    a = torch.rand(3, 6, 6, generator=g)
-    a = torch.triu(a, 1) + torch.triu(a, 1).transpose(1, 2)
-    w = adjacency_to_triu(a)
-    assert w.shape == (3, 15)
-    iu = torch.triu_indices(6, 6, 1)
-    assert torch.equal(w, a[:, iu[0], iu[1]])
-    back = triu_to_adjacency(w)
-    assert torch.equal(back, a)
-    assert torch.equal(back, back.transpose(1, 2))
-    assert torch.equal(back.diagonal(dim1=1, dim2=2), torch.zeros(3, 6))
-    assert torch.equal(adjacency_to_triu(back), w)
-
-
-def test_triu_helpers_errors():
-    assert n_edges(82) == 3321 and n_nodes_from_edges(3321) == 82
-    with pytest.raises(ValueError, match="n_nodes"):
-        n_edges(1)
-    with pytest.raises(ValueError, match="triangular"):
-        n_nodes_from_edges(7)
-    with pytest.raises(ValueError, match="n_nodes=5"):
-        triu_to_adjacency(torch.zeros(2, 6), n_nodes=5)
-    with pytest.raises(ValueError, match="adjacency"):
-        adjacency_to_triu(torch.zeros(3, 4))
+    return 0.1 + 0.8 * torch.rand(batch, 2, triangle_size(n), generator=g, dtype=dtype)
 
 
 # ---- the model ------------------------------------------------------------------------------------
@@ -132,7 +98,7 @@ def test_perturbation_of_x_is_symmetric_perturbation_of_graph():
     iu = torch.triu_indices(5, 5, 1)
     e = 3
     i, j = int(iu[0, e]), int(iu[1, e])
-    a = triu_to_adjacency(x.view(2, -1)).requires_grad_(True)
+    a = triangle_to_adjacency(x.view(2, -1)).requires_grad_(True)
     adj = a
     feats = model._eye.expand(2, -1, -1)
     h = model.conv2(model.act(model.conv1(feats, adj)), adj).mean(1)
@@ -169,4 +135,4 @@ def test_missing_torch_geometric_is_explained(monkeypatch):
     with pytest.raises(ImportError, match="pip install torch_geometric"):
         SiameseGCN(5)
     # the adjacency helpers do not need it
-    assert triu_to_adjacency(torch.ones(1, 3)).shape == (1, 3, 3)
+    assert triangle_to_adjacency(torch.ones(1, 3)).shape == (1, 3, 3)

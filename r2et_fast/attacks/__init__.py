@@ -1,4 +1,4 @@
-"""Attacks on explanations (SPEC §5): batched, with ``eps``, ``alpha``, ``steps``, ``norm`` and
+"""Attacks on explanations (docs/spec.md §5): batched, with ``eps``, ``alpha``, ``steps``, ``norm`` and
 ``random_start`` as in the usual PGD-style APIs. Each returns an :class:`AttackResult`."""
 
 from r2et_fast.attacks._base import AttackResult

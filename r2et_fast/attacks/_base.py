@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass
 
 import torch
 
-from r2et_fast._validation import check_batch
-from r2et_fast.ops import NORMS
+from r2et_fast._validation import NORMS, check_batch, check_choice, check_int, check_nonnegative_float
 
 
 @dataclass
@@ -42,15 +39,12 @@ class AttackResult:
 
 
 def check_budget(eps, alpha, steps, norm: str, step_norm: str | None) -> None:
-    for name, value in (("eps", eps), ("alpha", alpha)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < math.inf:
-            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
-        raise ValueError(f"steps must be an int >= 0, got {steps!r}")
-    if norm not in NORMS:
-        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-    if step_norm is not None and step_norm not in NORMS:
-        raise ValueError(f"step_norm must be one of {NORMS}, got {step_norm!r}")
+    check_nonnegative_float(eps, "eps")
+    check_nonnegative_float(alpha, "alpha")
+    check_int(steps, "steps", 0)
+    check_choice(norm, "norm", NORMS)
+    if step_norm is not None:
+        check_choice(step_norm, "step_norm", NORMS)
 
 
 def check_inputs(x, y) -> None:

@@ -1,4 +1,4 @@
-"""ERAttack: the explanation ranking attack of R2ET (SPEC §5)."""
+"""ERAttack: the explanation ranking attack of R2ET (docs/spec.md §5)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ class ERAttack(IterativeAttack):
     around x (``norm``) and the valid box. The whole batch moves at once.
 
     Args (besides those of :class:`IterativeAttack`):
-        pairs, n_pairs, transform: the pair set of the objective (SPEC §5: "all" by default;
+        pairs, n_pairs, transform: the pair set of the objective (docs/spec.md §5: "all" by default;
             "anchor" with N = k matches the authors' evaluation code).
         step_norm: defaults to "l2" here (the paper's l2-normalised steps).
     """

@@ -7,7 +7,13 @@ from __future__ import annotations
 import torch
 
 from r2et_fast import ops
-from r2et_fast._validation import check_k
+from r2et_fast._validation import (
+    check_callable,
+    check_choice,
+    check_k,
+    check_nonnegative_float,
+    check_positive_int,
+)
 from r2et_fast.attacks._base import (
     AttackResult,
     box_tensor,
@@ -16,6 +22,7 @@ from r2et_fast.attacks._base import (
     random_start,
 )
 from r2et_fast.explain import Explainer, Saliency
+from r2et_fast.explain._score import TRAINING_SCORE
 
 CONSTRAINTS = ("none", "early_stop", "gda", "hedge", "qp", "fixed")
 LAGRANGIAN = ("gda", "hedge", "qp", "fixed")
@@ -36,7 +43,7 @@ class IterativeAttack:
     "hedge" (lambda_c *= exp(eta c), renormalised), "qp" (the min-norm point of the two gradients'
     hull while c > 0, the objective alone otherwise), "fixed" (equal weights); eta =
     ``constraint_eta``),
-    ``explainer`` (default: gradient saliency of the loss at the label), the valid box
+    ``explainer`` (default: gradient saliency of ``TRAINING_SCORE``, the loss at the label), the valid box
     [``lower``, ``upper``] and the ops ``backend``.
     """
 
@@ -45,24 +52,20 @@ class IterativeAttack:
                  constraint: str = "early_stop", explainer: Explainer | None = None, lower=None,
                  upper=None, seed: int = 0, backend: str | None = None, distance: str = "prob_l2",
                  tolerance: float = 0.0, constraint_eta: float = 1.0) -> None:
-        if not callable(model):
-            raise TypeError(f"model must be callable, got {type(model).__name__}")
+        check_callable(model, "model")
         check_budget(eps, alpha, steps, norm, step_norm)
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise ValueError(f"k must be a positive int, got {k!r}")
-        if constraint not in CONSTRAINTS:
-            raise ValueError(f"constraint must be one of {CONSTRAINTS}, got {constraint!r}")
+        check_positive_int(k, "k")
+        check_choice(constraint, "constraint", CONSTRAINTS)
         self.model, self.k, self.eps, self.alpha, self.steps = model, k, float(eps), float(alpha), steps
         self.norm, self.step_norm = norm, step_norm or norm
         self.random_start, self.seed = random_start, seed
-        if distance not in DISTANCES:
-            raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
-        for name, value in (("tolerance", tolerance), ("constraint_eta", constraint_eta)):
-            if not (isinstance(value, (int, float)) and 0 <= value < float("inf")):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        check_choice(distance, "distance", DISTANCES)
+        check_nonnegative_float(tolerance, "tolerance")
+        check_nonnegative_float(constraint_eta, "constraint_eta")
         self.constraint, self.distance = constraint, distance
         self.tolerance, self.constraint_eta = float(tolerance), float(constraint_eta)
-        self.explainer = explainer if explainer is not None else Saliency(model, score="loss")
+        # The attacks explain what R2ET's training explains (TRAINING_SCORE, the authors' choice).
+        self.explainer = explainer if explainer is not None else Saliency(model, score=TRAINING_SCORE)
         self.lower, self.upper, self.backend = lower, upper, backend
 
     # -- to override -------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Multi-objective ERAttack (SPEC §5): every pair gap is its own objective. The step direction is
+"""Multi-objective ERAttack (docs/spec.md §5): every pair gap is its own objective. The step direction is
 minus the minimum-norm point of the convex hull of their gradients (Fliege–Svaiter / MGDA), found
 per sample by Frank–Wolfe; the step length by Armijo backtracking on all gaps at once; a sample
 stops at a Pareto-critical point (the min-norm point vanishes)."""

@@ -1,10 +1,11 @@
-"""The other explanation attacks of SPEC §5: MSE, top-k (Ghorbani et al.) and PGD on attributions."""
+"""The other explanation attacks of docs/spec.md §5: MSE, top-k (Ghorbani et al.) and PGD on attributions."""
 
 from __future__ import annotations
 
 import torch
 
 from r2et_fast import ops
+from r2et_fast._validation import check_positive_int
 from r2et_fast.attacks._iterative import IterativeAttack
 
 
@@ -44,9 +45,7 @@ class AttributionPGD(IterativeAttack):
     def __init__(self, model, *, random_start: bool = True, constraint: str = "none", restarts: int = 1,
                  **kwargs) -> None:
         super().__init__(model, random_start=random_start, constraint=constraint, **kwargs)
-        if not isinstance(restarts, int) or isinstance(restarts, bool) or restarts < 1:
-            raise ValueError(f"restarts must be a positive int, got {restarts!r}")
-        self.restarts = restarts
+        self.restarts = check_positive_int(restarts, "restarts")
 
     def _loss(self, maps, clean, state):
         return -(maps - clean).square().sum(dim=1)  # same maximiser as the norm, smooth at 0

@@ -1,4 +1,4 @@
-"""Upper bounds on attribution deviation (Wang & Kong, CVPR 2023) and certificates (SPEC §7).
+"""Upper bounds on attribution deviation (Wang & Kong, CVPR 2023) and certificates (docs/spec.md §7).
 
 For an attribution g (signed saliency, gradient x input or IG of a model's score at a fixed class)
 and J = dg/dx (the paper's H = J^T, P = H H^T = J^T J):
@@ -14,6 +14,7 @@ All bounds are first-order (exact for a linear g); with the label constraint the
 values, since the maximiser (+-eps v_max, or a box corner) stays feasible (paper §4.3).
 """
 
+from ._args import ATTRIBUTIONS
 from ._bounds import (
     CosineBound,
     certified_topk_radius,
@@ -28,6 +29,7 @@ from ._spectral import SpectralResult, abs_sum_p, attribution, attribution_jacob
 from ._validate import ValidationReport, validate_bounds
 
 __all__ = [
+    "ATTRIBUTIONS",
     "Certificate",
     "CosineBound",
     "SpectralResult",

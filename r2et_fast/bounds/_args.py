@@ -1,7 +1,6 @@
-"""Argument checks and small shared helpers of ``r2et_fast.bounds``.
-
-Every check raises ``TypeError`` (wrong kind of object) or ``ValueError`` (right kind, bad value)
-naming the offending argument.
+"""Bounds-specific argument handling: the attribution kinds, norms, tolerances, the explainer and
+the explained class. Generic checks come from :mod:`r2et_fast._validation` (value first, then the
+argument's name; errors name the argument).
 """
 
 from __future__ import annotations
@@ -14,19 +13,21 @@ from typing import Any
 import torch
 from torch import nn
 
-from r2et_fast._validation import check_batch
+from r2et_fast._validation import (
+    check_batch,
+    check_callable,
+    check_choice,
+    check_in_range,
+    check_target_range,
+    prepare_target,
+)
 from r2et_fast.explain import Explainer, get_explainer
 from r2et_fast.explain._score import predict
-from r2et_fast.explain._validation import check_model, check_target_range, prepare_target
 
-METHODS = ("saliency", "gradxinput", "ig")
-NORM_NAMES = ("l2", "linf")
-
-
-def check_method(method: object) -> str:
-    if not isinstance(method, str) or method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; got {method!r}")
-    return method
+#: The attributions g the bounds are computed for (``method=``).
+ATTRIBUTIONS = ("saliency", "gradxinput", "ig")
+# Old name, still imported by r2et_fast/cli; use ATTRIBUTIONS.
+METHODS = ATTRIBUTIONS
 
 
 def resolve_norm(norm: object) -> tuple[str, float]:
@@ -52,44 +53,24 @@ def resolve_norm(norm: object) -> tuple[str, float]:
     return "lp", p
 
 
-def check_eps(eps: object, name: str = "eps") -> float:
-    """A finite real radius > 0."""
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(eps).__name__}")
-    value = float(eps)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be finite and > 0, got {eps!r}")
-    return value
-
-
 def check_x(x: object, model: object) -> torch.Tensor:
     """x: a finite float batch (B, ...); model: callable, and in eval mode if it is a Module.
 
     Eval mode matters twice: the per-sample products sum the batch (train-mode BatchNorm mixes
     samples) and the bounds describe a fixed function (train-mode dropout is random).
     """
-    check_model(model)
+    check_callable(model, "model")
     check_batch(x, "x")
     if isinstance(model, nn.Module) and model.training:
         raise ValueError("model must be in eval mode (call model.eval()) to compute the bounds")
     return x  # type: ignore[return-value]
 
 
-def check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value}")
-    return int(value)
-
-
 def check_tol(tol: object, dtype: torch.dtype) -> float:
     """None -> 1e-6 in float64, 1e-3 in float32 (products are only that accurate)."""
     if tol is None:
         return 1e-6 if dtype == torch.float64 else 1e-3
-    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not 0 < float(tol) < 1:
-        raise ValueError(f"tol must be a number in (0, 1), got {tol!r}")
-    return float(tol)
+    return check_in_range(tol, "tol", 0.0, 1.0, low_open=True, high_open=True)
 
 
 def make_explainer(model: Any, method: str, score: str,
@@ -98,7 +79,7 @@ def make_explainer(model: Any, method: str, score: str,
 
     The paper's saliency map is the signed gradient; |g| would only flip signs of rows of H.
     """
-    check_method(method)
+    check_choice(method, "method", ATTRIBUTIONS)
     if not isinstance(explainer_kwargs, (Mapping, type(None))):
         raise TypeError(f"explainer_kwargs must be a dict or None, got {type(explainer_kwargs).__name__}")
     kwargs = dict(explainer_kwargs or {})

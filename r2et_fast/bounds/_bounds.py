@@ -1,4 +1,4 @@
-"""The Wang & Kong (CVPR 2023) bounds as plain batched functions of per-sample tensors (SPEC §7).
+"""The Wang & Kong (CVPR 2023) bounds as plain batched functions of per-sample tensors (docs/spec.md §7).
 
 All bounds are first-order: they bound the deviation of the linearised attribution
 g(x) + J delta, and hold for g itself where g is locally linear on the ball (Theorem 1). With
@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import torch
 
-from ._args import check_positive_int
+from r2et_fast._validation import check_positive_float, check_positive_int
 
 Radius = float | torch.Tensor
 
@@ -32,13 +32,9 @@ def _check_radius(eps: object, name: str = "eps") -> Radius:
     """A number > 0 or a per-sample tensor of them."""
     if isinstance(eps, torch.Tensor):
         if not eps.is_floating_point() or not bool(torch.isfinite(eps).all()) or bool((eps <= 0).any()):
-            raise ValueError(f"{name} must be finite and > 0")
+            raise ValueError(f"{name} must be a finite number > 0 (every entry)")
         return eps
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)):
-        raise TypeError(f"{name} must be a number or a tensor, got {type(eps).__name__}")
-    if not math.isfinite(eps) or eps <= 0:
-        raise ValueError(f"{name} must be finite and > 0, got {eps!r}")
-    return float(eps)
+    return check_positive_float(eps, name)
 
 
 def l2_bound(xi_max: torch.Tensor, eps: Radius) -> torch.Tensor:
@@ -56,7 +52,7 @@ def lp_bound(xi_max: torch.Tensor, eps: Radius, p: float, n_features: int) -> to
     """
     if isinstance(p, bool) or not isinstance(p, (int, float)) or math.isnan(p) or p < 2:
         raise ValueError(f"p must be a number >= 2, got {p!r}")
-    d = check_positive_int("n_features", n_features)
+    d = check_positive_int(n_features, "n_features")
     return l2_bound(xi_max, eps) * d ** (0.5 - 1.0 / p)
 
 
@@ -115,7 +111,7 @@ def generalization_factor(shift_deviation: torch.Tensor, xi_max: torch.Tensor, e
 
 
 def certified_topk_radius(attribution: torch.Tensor, k: int, rate: torch.Tensor) -> torch.Tensor:
-    """First-order certified radius of the top-k set T_k of I = |g(x)| (SPEC §7, this project's).
+    """First-order certified radius of the top-k set T_k of I = |g(x)| (docs/spec.md §7, this project's).
 
     A first-order certificate, not a guarantee for the nonlinear g: if ||g(x + delta) - g(x)||_2
     <= eps * rate, every gap I_i - I_j (i in T_k, j outside) moves by at most

@@ -1,4 +1,4 @@
-"""``certify``: every bound of SPEC §7 for one batch, as a per-sample record."""
+"""``certify``: every bound of docs/spec.md §7 for one batch, as a per-sample record."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from typing import Any
 
 import torch
 
-from r2et_fast._validation import check_k
+from r2et_fast._validation import check_k, check_positive_float
+from r2et_fast.explain._score import EXPLAINER_SCORE
 
-from ._args import check_eps, resolve_norm
+from ._args import resolve_norm
 from ._bounds import (
     certified_topk_radius,
     cosine_bound,
@@ -96,11 +97,11 @@ class Certificate:
 
 
 def certify(model: Any, x: torch.Tensor, eps: float, norm: str | float = "l2", method: str = "saliency",
-            k: int = 8, target: Any = None, *, score: str = "logit",
+            k: int = 8, target: Any = None, *, score: str = EXPLAINER_SCORE,
             explainer_kwargs: Mapping[str, Any] | None = None, solver: str = "lanczos",
             tol: float | None = None, max_iter: int = 100, seed: int = 0, chunk_size: int = 64,
             max_features: int = 4096) -> Certificate:
-    """Wang & Kong bounds and the first-order top-k certificate for a batch (SPEC §7).
+    """Wang & Kong bounds and the first-order top-k certificate for a batch (docs/spec.md §7).
 
     Args:
         model: callable (B, ...) -> (B, C) scores, in eval mode.
@@ -115,10 +116,10 @@ def certify(model: Any, x: torch.Tensor, eps: float, norm: str | float = "l2", m
             :func:`top_singular` / :func:`abs_sum_p`.
 
     The generalisation factor c is measured at x +- eps v_max (the larger of the two, as the sign
-    of v_max is arbitrary) for every norm, as SPEC §7 defines it; the paper only needs it for l2.
+    of v_max is arbitrary) for every norm, as docs/spec.md §7 defines it; the paper only needs it for l2.
     """
     kind, p = resolve_norm(norm)
-    eps = check_eps(eps)
+    eps = check_positive_float(eps, "eps")
     explainer, labels = _prepare(model, x, method, target, score, explainer_kwargs)
     opts = {"score": score, "explainer_kwargs": explainer_kwargs}
     spec = top_singular(model, x, method, labels, solver=solver, tol=tol, max_iter=max_iter, seed=seed,

@@ -19,8 +19,10 @@ from typing import Any
 
 import torch
 
+from r2et_fast._validation import check_positive_int
+from r2et_fast.explain._score import EXPLAINER_SCORE
+
 from ._args import (
-    check_positive_int,
     check_tol,
     check_x,
     is_symmetric,
@@ -188,7 +190,8 @@ def _prepare(model, x, method, target, score, explainer_kwargs):
 
 
 def attribution(model: Any, x: torch.Tensor, method: str = "saliency", target: Any = None, *,
-                score: str = "logit", explainer_kwargs: Mapping[str, Any] | None = None) -> torch.Tensor:
+                score: str = EXPLAINER_SCORE,
+                explainer_kwargs: Mapping[str, Any] | None = None) -> torch.Tensor:
     """The attribution g(x) used by the bounds, flattened to (B, m) and detached.
 
     Signed by default (``abs=False``); ``target`` None explains the predicted class.
@@ -198,7 +201,7 @@ def attribution(model: Any, x: torch.Tensor, method: str = "saliency", target: A
 
 
 def top_singular(model: Any, x: torch.Tensor, method: str = "saliency", target: Any = None, *,
-                 score: str = "logit", explainer_kwargs: Mapping[str, Any] | None = None,
+                 score: str = EXPLAINER_SCORE, explainer_kwargs: Mapping[str, Any] | None = None,
                  solver: str = "lanczos", tol: float | None = None, max_iter: int = 100,
                  seed: int = 0, chunk_size: int = 64, max_features: int = 4096) -> SpectralResult:
     """xi_max and v_max of J = dg/dx per sample, without forming J (``solver="lanczos"``).
@@ -229,9 +232,9 @@ def top_singular(model: Any, x: torch.Tensor, method: str = "saliency", target: 
     explainer, labels = _prepare(model, x, method, target, score, explainer_kwargs)
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {SOLVERS}; got {solver!r}")
-    max_iter = check_positive_int("max_iter", max_iter)
-    chunk_size = check_positive_int("chunk_size", chunk_size)
-    max_features = check_positive_int("max_features", max_features)
+    max_iter = check_positive_int(max_iter, "max_iter")
+    chunk_size = check_positive_int(chunk_size, "chunk_size")
+    max_features = check_positive_int(max_features, "max_features")
     tol = check_tol(tol, x.dtype)
     lin = Linearization(explainer, x, labels)
     batch = x.shape[0]
@@ -257,20 +260,20 @@ def top_singular(model: Any, x: torch.Tensor, method: str = "saliency", target: 
 
 
 def attribution_jacobian(model: Any, x: torch.Tensor, method: str = "saliency", target: Any = None, *,
-                         score: str = "logit", explainer_kwargs: Mapping[str, Any] | None = None,
+                         score: str = EXPLAINER_SCORE, explainer_kwargs: Mapping[str, Any] | None = None,
                          chunk_size: int = 64, max_features: int = 4096) -> torch.Tensor:
     """The full J = dg/dx, (B, m, n), by batched vjps (``chunk_size`` rows at a time).
 
     Refuses n > ``max_features`` (it holds B * m * n numbers).
     """
     explainer, labels = _prepare(model, x, method, target, score, explainer_kwargs)
-    chunk_size = check_positive_int("chunk_size", chunk_size)
-    _check_size(x[0].numel(), check_positive_int("max_features", max_features))
+    chunk_size = check_positive_int(chunk_size, "chunk_size")
+    _check_size(x[0].numel(), check_positive_int(max_features, "max_features"))
     return Linearization(explainer, x, labels).jacobian(chunk_size)
 
 
 def abs_sum_p(model: Any, x: torch.Tensor, method: str = "saliency", target: Any = None, *,
-              score: str = "logit", explainer_kwargs: Mapping[str, Any] | None = None,
+              score: str = EXPLAINER_SCORE, explainer_kwargs: Mapping[str, Any] | None = None,
               chunk_size: int = 64, max_features: int = 4096, max_elements: int = 2**25) -> torch.Tensor:
     """sum_ij |P_ij| per sample, P = J^T J (n x n over input features): the l_inf bound's term.
 
@@ -279,10 +282,10 @@ def abs_sum_p(model: Any, x: torch.Tensor, method: str = "saliency", target: Any
     memory stays bounded. Refuses n > ``max_features``.
     """
     explainer, labels = _prepare(model, x, method, target, score, explainer_kwargs)
-    chunk_size = check_positive_int("chunk_size", chunk_size)
-    max_elements = check_positive_int("max_elements", max_elements)
+    chunk_size = check_positive_int(chunk_size, "chunk_size")
+    max_elements = check_positive_int(max_elements, "max_elements")
     n = x[0].numel()
-    _check_size(n, check_positive_int("max_features", max_features))
+    _check_size(n, check_positive_int(max_features, "max_features"))
     out = x.new_zeros(x.shape[0])
     group = max(1, max_elements // (n * n))
     for s0 in range(0, x.shape[0], group):

@@ -1,4 +1,4 @@
-"""``validate_bounds``: attack the attributions and compare with the bounds (SPEC §7, §9).
+"""``validate_bounds``: attack the attributions and compare with the bounds (docs/spec.md §7, §9).
 
 l2: PGD-20 on the attribution distance (``AttributionPGD``, maximise ||g(x') - g(x)||_2).
 l_inf: the 200-step top-k attack (``TopKAttack``, Ghorbani et al., on |g|) plus ``AttributionPGD``
@@ -29,9 +29,11 @@ from typing import Any
 
 import torch
 
+from r2et_fast._validation import check_bool, check_positive_int
 from r2et_fast.attacks import AttributionPGD, TopKAttack
+from r2et_fast.explain._score import EXPLAINER_SCORE
 
-from ._args import check_positive_int, make_explainer, resolve_norm
+from ._args import make_explainer, resolve_norm
 from ._certify import Certificate, certify
 from ._spectral import Linearization
 
@@ -58,7 +60,7 @@ class ValidationReport:
     attacks: tuple[str, ...]
 
     def summary(self) -> dict[str, Any]:
-        """The table of SPEC §7: means, % outside T_e and T'_e, tightness r, top-k violations.
+        """The table of docs/spec.md §7: means, % outside T_e and T'_e, tightness r, top-k violations.
 
         ``pct_outside_t_e_linear`` counts linearised deviations above T_e * (1 + rtol), rtol the
         default solver tolerance (1e-6 in float64, 1e-3 in float32): it must be 0.
@@ -107,7 +109,7 @@ def _topk_sets(maps: torch.Tensor, k: int) -> torch.Tensor:
 def validate_bounds(model: Any, x: torch.Tensor, eps: float, norm: str = "l2", method: str = "saliency",
                     k: int = 8, *, restarts: int = 5, steps: int = 20, topk_steps: int = 200,
                     alpha: float | None = None, lower: Any = None, upper: Any = None,
-                    keep_label: bool = False, target: Any = None, score: str = "logit",
+                    keep_label: bool = False, target: Any = None, score: str = EXPLAINER_SCORE,
                     explainer_kwargs: Mapping[str, Any] | None = None, seed: int = 0,
                     **certify_opts: Any) -> ValidationReport:
     """Attack every sample and compare the worst attacked deviations with :func:`certify`.
@@ -126,11 +128,10 @@ def validate_bounds(model: Any, x: torch.Tensor, eps: float, norm: str = "l2", m
     kind, _ = resolve_norm(norm)
     if kind == "lp":
         raise ValueError(f"norm must be 'l2' or 'linf' for validate_bounds (the attack balls), got {norm!r}")
-    restarts = check_positive_int("restarts", restarts)
-    steps = check_positive_int("steps", steps)
-    topk_steps = check_positive_int("topk_steps", topk_steps)
-    if not isinstance(keep_label, bool):
-        raise TypeError(f"keep_label must be a bool, got {type(keep_label).__name__}")
+    restarts = check_positive_int(restarts, "restarts")
+    steps = check_positive_int(steps, "steps")
+    topk_steps = check_positive_int(topk_steps, "topk_steps")
+    check_bool(keep_label, "keep_label")
     cert = certify(model, x, eps, kind, method, k, target, score=score, explainer_kwargs=explainer_kwargs,
                    seed=seed, **certify_opts)
     labels = cert.target

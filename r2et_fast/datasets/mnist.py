@@ -5,8 +5,10 @@ Two views:
 - ``mnist_pairs``: siamese pairs (N, 2, 28, 28) of two digits from ``digits`` (default 3 and 8),
   label 1 when both images show the same digit, balanced half/half.
 
-Splits are seeded and stratified; the *images* are split first, so no image of the test pairs is
-seen in training.
+Splits are seeded and stratified (:func:`r2et_fast.datasets.split.stratified_split`, the splitter
+of every data set); the *images* are split first, so no image of the test pairs is seen in
+training. Each split then draws its pairs with the split's share of ``n_pairs``, rounded half up
+like the split itself.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import os
 import numpy as np
 import torch
 
+from r2et_fast._validation import check_float_dtype, check_int
 from r2et_fast.datasets._integrity import read_verified
-from r2et_fast.datasets.synthetic import Split
+from r2et_fast.datasets.split import Split, check_split_fractions, round_half_up, stratified_split
 
 FILE = "mnist_10k.npz"
 
@@ -29,29 +32,8 @@ def _raw(data_dir: str | os.PathLike[str] | None) -> tuple[torch.Tensor, torch.T
     return torch.from_numpy(images.astype(np.int64)), torch.from_numpy(labels.astype(np.int64))
 
 
-def _check_fractions(val_fraction: float, test_fraction: float) -> None:
-    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if not isinstance(value, (int, float)) or not 0 < value < 1:
-            raise ValueError(f"{name} must be in (0, 1), got {value!r}")
-    if val_fraction + test_fraction >= 1:
-        raise ValueError(f"val_fraction + test_fraction must be < 1, got {val_fraction + test_fraction}")
-
-
-def _stratified_parts(labels: torch.Tensor, fractions: tuple[float, float], seed: int) -> list[torch.Tensor]:
-    """Indices of (train, val, test), stratified by label, seeded."""
-    g = torch.Generator().manual_seed(seed)
-    parts: list[list[torch.Tensor]] = [[], [], []]
-    for value in torch.unique(labels):
-        idx = torch.nonzero(labels == value).flatten()
-        idx = idx[torch.randperm(len(idx), generator=g)]
-        n_val, n_test = round(len(idx) * fractions[0]), round(len(idx) * fractions[1])
-        parts[1].append(idx[:n_val])
-        parts[2].append(idx[n_val:n_val + n_test])
-        parts[0].append(idx[n_val + n_test:])
-    return [torch.cat(p)[torch.randperm(sum(len(q) for q in p), generator=g)] for p in parts]
-
-
-def _check_digits(digits) -> tuple[int, ...] | None:
+def _digits(digits) -> tuple[int, ...] | None:
+    """``digits`` as a tuple of distinct ints in 0..9 (None: all ten)."""
     if digits is None:
         return None
     digits = tuple(digits)
@@ -66,15 +48,17 @@ def load_mnist(digits=None, *, seed: int = 0, val_fraction: float = 0.1, test_fr
                data_dir: str | os.PathLike[str] | None = None) -> Split:
     """Single digits as (N, 1, 28, 28) in [0, 1]; labels are the digits (or their index in ``digits``
     when given, so ``digits=(3, 8)`` is a binary task with 3 -> 0 and 8 -> 1)."""
-    digits = _check_digits(digits)
-    _check_fractions(val_fraction, test_fraction)
+    digits = _digits(digits)
+    seed = check_int(seed, "seed")
+    val_fraction, test_fraction = check_split_fractions(val_fraction, test_fraction)
+    dtype = check_float_dtype(dtype)
     images, labels = _raw(data_dir)
     if digits is not None:
         keep = torch.isin(labels, torch.tensor(digits))
         images, labels = images[keep], labels[keep]
         labels = torch.tensor([digits.index(int(v)) for v in labels], dtype=torch.long)
     x = (images.to(dtype) / 255.0).unsqueeze(1)
-    train, val, test = _stratified_parts(labels, (val_fraction, test_fraction), seed)
+    train, val, test = stratified_split(labels, val_fraction, test_fraction, seed)
     return Split(x[train], labels[train], x[val], labels[val], x[test], labels[test])
 
 
@@ -111,15 +95,15 @@ def mnist_pairs(digits=(3, 8), *, n_pairs: int = 4000, seed: int = 0, val_fracti
     ``n_pairs`` is the total over the three splits, shared in the split's proportions; the images
     are split first (stratified), then each split draws its own pairs.
     """
-    digits = _check_digits(digits)
+    digits = _digits(digits)
     if digits is None or len(digits) < 2:
         raise ValueError(f"digits must hold at least two digits for pairs, got {digits!r}")
-    if not isinstance(n_pairs, int) or isinstance(n_pairs, bool) or n_pairs < 10:
-        raise ValueError(f"n_pairs must be an int >= 10, got {n_pairs!r}")
+    n_pairs = check_int(n_pairs, "n_pairs", 10)
+    seed = check_int(seed, "seed")
     single = load_mnist(digits, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction,
                         dtype=dtype, data_dir=data_dir)
     g = torch.Generator().manual_seed(seed + 1)
-    n_val, n_test = round(n_pairs * val_fraction), round(n_pairs * test_fraction)
+    n_val, n_test = round_half_up(n_pairs * val_fraction), round_half_up(n_pairs * test_fraction)
     sizes = (n_pairs - n_val - n_test, n_val, n_test)
     parts = [_pairs(x, y, n, g) for (x, y), n in zip(
         ((single.x_train, single.y_train), (single.x_val, single.y_val), (single.x_test, single.y_test)),

@@ -2,30 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-
-@dataclass(frozen=True)
-class Split:
-    """Train/validation/test tensors of one data set."""
-
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_val: torch.Tensor
-    y_val: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-
-    @property
-    def n_features(self) -> int:
-        """Features per sample (all dimensions after the batch one)."""
-        return self.x_train[0].numel()
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.x_train.shape[1:])
+from r2et_fast.datasets.split import Split
 
 
 def make_tabular(n_samples: int = 3000, n_features: int = 16, n_informative: int = 5,

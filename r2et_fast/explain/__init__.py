@@ -2,7 +2,10 @@
 
 A model f maps a batch x (B, ...) to class scores (B, C). Each method explains a score s(x)
 of class ``target`` (an int, a LongTensor (B,), or None for the predicted class), chosen with
-``score=``: ``"logit"``, ``"prob"`` (softmax) or ``"loss"`` (cross-entropy).
+``score=``: ``"logit"``, ``"prob"`` (softmax) or ``"loss"`` (cross-entropy). Explainers default to
+``EXPLAINER_SCORE`` (the logit, Captum's convention); training, regularisers and the attacks'
+default explainer use ``TRAINING_SCORE`` (the loss, as R2ET's authors); the reasons are in
+:mod:`r2et_fast.explain._score`.
 
 All methods are pure PyTorch. With ``create_graph=True`` the explanation can be differentiated
 again (w.r.t. the model parameters, and w.r.t. x if x requires grad), as R2ET training needs;
@@ -17,7 +20,7 @@ from ._adjacency import AdjacencyGradXInput, adjacency_grad_x_input, edge_map
 from ._base import Explainer, Model
 from ._gradient import GradientXInput, Saliency, gradient_x_input, saliency
 from ._integrated_gradients import IntegratedGradients, integrated_gradients
-from ._score import SCORES
+from ._score import EXPLAINER_SCORE, SCORES, TRAINING_SCORE
 from ._smoothgrad import SmoothGrad, smoothgrad
 
 EXPLAINERS: dict[str, type[Explainer]] = {
@@ -50,6 +53,8 @@ __all__ = [
     "edge_map",
     "EXPLAINERS",
     "SCORES",
+    "EXPLAINER_SCORE",
+    "TRAINING_SCORE",
     "Explainer",
     "GradientXInput",
     "IntegratedGradients",

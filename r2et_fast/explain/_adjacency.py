@@ -1,7 +1,7 @@
-"""Grad × input on graph edges: the graph explanation of SPEC §1.
+"""Grad × input on graph edges: the graph explanation of docs/spec.md §1.
 
 The graph models take the strict upper triangle of each weighted adjacency matrix as input (see
-:mod:`r2et_fast.models.gcn`: ``x`` of shape ``(B, 2, m)`` for graph pairs, ``m = N(N-1)/2``), so the
+:mod:`r2et_fast.graph_encoding`: ``x`` of shape ``(B, 2, m)`` for graph pairs, ``m = N(N-1)/2``), so the
 input gradient of the score is already the gradient w.r.t. the upper triangle: a perturbation of
 entry ``(i, j)`` moves ``A_ij`` and ``A_ji`` together. The explanation is
 
@@ -19,9 +19,11 @@ from typing import Any
 
 import torch
 
-from ..models.gcn import n_nodes_from_edges, triu_to_adjacency
+from r2et_fast.graph_encoding import n_nodes_of, triangle_to_adjacency
+
 from ._base import Explainer, Model
 from ._gradient import _gradient_map
+from ._score import EXPLAINER_SCORE
 
 
 class AdjacencyGradXInput(Explainer):
@@ -39,12 +41,12 @@ class AdjacencyGradXInput(Explainer):
     w.r.t. the model parameters and ``inputs`` (R2ET's double backprop).
     """
 
-    _defaults = {"score": "logit", "abs": True, "reduce_channels": None, "normalize": True}
+    _defaults = {"score": EXPLAINER_SCORE, "abs": True, "reduce_channels": None, "normalize": True}
 
     def __init__(
         self,
         model: Model,
-        score: str = "logit",
+        score: str = EXPLAINER_SCORE,
         abs: bool = True,  # noqa: A002 - Captum-style name
         normalize: bool = True,
     ) -> None:
@@ -61,7 +63,7 @@ class AdjacencyGradXInput(Explainer):
             raise ValueError(f"inputs must have shape (B, ..., m) of upper-triangle edge weights, "
                              f"got shape {tuple(inputs.shape)}")
         try:
-            n_nodes_from_edges(inputs.shape[-1])
+            n_nodes_of(inputs.shape[-1])
         except ValueError as exc:
             raise ValueError(f"inputs must hold upper-triangle edge weights in the last dimension "
                              f"(m = N(N-1)/2 entries), got shape {tuple(inputs.shape)}: {exc}") from None
@@ -82,4 +84,4 @@ def adjacency_grad_x_input(
 def edge_map(attr: torch.Tensor, n_nodes: int | None = None) -> torch.Tensor:
     """An upper-triangle attribution ``(..., m)`` as symmetric ``(..., N, N)`` matrices (for display:
     entry ``(i, j)`` and ``(j, i)`` both hold the edge's attribution; the diagonal is 0)."""
-    return triu_to_adjacency(attr, n_nodes)
+    return triangle_to_adjacency(attr, n_nodes)

@@ -7,15 +7,16 @@ from typing import Any, ClassVar
 
 import torch
 
-from ._score import SCORES
-from ._validation import (
+from r2et_fast._validation import (
     check_bool,
+    check_callable,
     check_choice,
     check_inputs,
-    check_model,
     check_reduce_channels,
     prepare_target,
 )
+
+from ._score import SCORES
 
 Model = Callable[[torch.Tensor], torch.Tensor]
 
@@ -68,7 +69,7 @@ class Explainer:
     _defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, model: Model, **params: Any) -> None:
-        check_model(model)
+        check_callable(model, "model")
         self.model = model
         merged = {**self._defaults, **params}
         self._check_params(merged)
@@ -90,11 +91,11 @@ class Explainer:
 
     @staticmethod
     def _check_common(params: Mapping[str, Any]) -> None:
-        check_choice("score", params["score"], SCORES)
+        check_choice(params["score"], "score", SCORES)
         if params.get("abs") is not None:
-            check_bool("abs", params["abs"])
+            check_bool(params["abs"], "abs")
         check_reduce_channels(params["reduce_channels"])
-        check_bool("normalize", params["normalize"])
+        check_bool(params["normalize"], "normalize")
 
     def _check_params(self, params: Mapping[str, Any]) -> None:
         self._check_common(params)
@@ -129,7 +130,7 @@ class Explainer:
             The attribution map, shaped like ``inputs`` (or (B, H, W) with channel reduction).
         """
         params = self._params(overrides)
-        check_bool("create_graph", create_graph)
+        check_bool(create_graph, "create_graph")
         check_inputs(inputs)
         check_reduce_channels(params["reduce_channels"], inputs)
         labels = prepare_target(target, inputs)

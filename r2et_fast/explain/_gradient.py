@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from ._base import Explainer, Model, abs_and_reduce, as_grad_leaf, graph_input
-from ._score import score_gradient
+from ._score import EXPLAINER_SCORE, score_gradient
 
 
 def _gradient_map(
@@ -31,8 +31,8 @@ class Saliency(Explainer):
     Args:
         model: callable mapping a batch (B, ...) to class scores (B, C).
         score: the differentiated score s: ``"logit"`` (z_c), ``"prob"`` (softmax_c) or
-            ``"loss"`` (per-sample cross-entropy at c); see ``r2et_fast.explain._score`` for
-            single-output models.
+            ``"loss"`` (per-sample cross-entropy at c); default ``EXPLAINER_SCORE`` (the logit).
+            See ``r2et_fast.explain._score`` for single-output models and the choice of default.
         abs: take the absolute value of the gradient (default True).
         reduce_channels: None, or ``"sum"``/``"max"`` over dim 1 of images (B, C, H, W),
             applied after ``abs``, giving (B, H, W).
@@ -40,12 +40,12 @@ class Saliency(Explainer):
             the map is non-negative), after ``abs`` and the reduction.
     """
 
-    _defaults = {"score": "logit", "abs": True, "reduce_channels": None, "normalize": False}
+    _defaults = {"score": EXPLAINER_SCORE, "abs": True, "reduce_channels": None, "normalize": False}
 
     def __init__(
         self,
         model: Model,
-        score: str = "logit",
+        score: str = EXPLAINER_SCORE,
         abs: bool = True,  # noqa: A002 - Captum-style name
         reduce_channels: str | None = None,
         normalize: bool = False,
@@ -64,12 +64,12 @@ class GradientXInput(Explainer):
     Takes the same arguments as :class:`Saliency`, but ``abs`` defaults to False.
     """
 
-    _defaults = {"score": "logit", "abs": False, "reduce_channels": None, "normalize": False}
+    _defaults = {"score": EXPLAINER_SCORE, "abs": False, "reduce_channels": None, "normalize": False}
 
     def __init__(
         self,
         model: Model,
-        score: str = "logit",
+        score: str = EXPLAINER_SCORE,
         abs: bool = False,  # noqa: A002 - Captum-style name
         reduce_channels: str | None = None,
         normalize: bool = False,

@@ -8,16 +8,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._base import Explainer, Model, abs_and_reduce, as_grad_leaf, graph_input
-from ._score import predict, score_gradient
-from ._validation import (
+from r2et_fast._validation import (
     check_choice,
     check_optional_positive_int,
     check_positive_int,
     prepare_baseline,
 )
 
-METHODS = (
+from ._base import Explainer, Model, abs_and_reduce, as_grad_leaf, graph_input
+from ._score import EXPLAINER_SCORE, predict, score_gradient
+
+# The quadrature rules of the path integral (``method=``).
+QUADRATURES = (
     "riemann_trapezoid",
     "riemann_left",
     "riemann_right",
@@ -71,7 +73,7 @@ class IntegratedGradients(Explainer):
         "method": "riemann_trapezoid",
         "chunk_size": None,
         "internal_batch_size": None,
-        "score": "logit",
+        "score": EXPLAINER_SCORE,
         "abs": False,
         "reduce_channels": None,
         "normalize": False,
@@ -85,7 +87,7 @@ class IntegratedGradients(Explainer):
         method: str = "riemann_trapezoid",
         chunk_size: int | None = None,
         internal_batch_size: int | None = None,
-        score: str = "logit",
+        score: str = EXPLAINER_SCORE,
         abs: bool = False,  # noqa: A002 - Captum-style name
         reduce_channels: str | None = None,
         normalize: bool = False,
@@ -105,12 +107,12 @@ class IntegratedGradients(Explainer):
 
     def _check_params(self, params: Mapping[str, Any]) -> None:
         self._check_common(params)
-        n_steps = check_positive_int("n_steps", params["n_steps"])
-        method = check_choice("method", params["method"], METHODS)
+        n_steps = check_positive_int(params["n_steps"], "n_steps")
+        method = check_choice(params["method"], "method", QUADRATURES)
         if method == "riemann_trapezoid" and n_steps < 2:
             raise ValueError("n_steps must be >= 2 for method='riemann_trapezoid'")
-        check_optional_positive_int("chunk_size", params["chunk_size"])
-        check_optional_positive_int("internal_batch_size", params["internal_batch_size"])
+        check_optional_positive_int(params["chunk_size"], "chunk_size")
+        check_optional_positive_int(params["internal_batch_size"], "internal_batch_size")
         if params["chunk_size"] is not None and params["internal_batch_size"] is not None:
             raise ValueError("chunk_size and internal_batch_size are mutually exclusive")
 

@@ -13,6 +13,15 @@ For a single-output model (C == 1) with logit z = f(x)[:, 0] and label c in {0, 
 * ``"loss"``:  s = BCE-with-logits(z, c) = -c log sigmoid(z) - (1 - c) log(1 - sigmoid(z))
 
 With ``target=None`` the explained class is the prediction: argmax_j z_j, or 1[z > 0] if C == 1.
+
+Two defaults, on purpose (docs/spec.md §1, §3, §5):
+
+* :data:`EXPLAINER_SCORE` (``"logit"``) is the default of every explainer and of the bounds: it is
+  Captum's convention (an attribution explains the model's output at the target class), so maps
+  compare one to one with Captum's and with the saliency literature.
+* :data:`TRAINING_SCORE` (``"loss"``) is the default where R2ET's authors explain the model: the
+  regularisers, ``TrainConfig`` and the attacks' default explainer. Their code differentiates the
+  cross-entropy at the label, so training and attacks reproduce the paper only with the loss.
 """
 
 from __future__ import annotations
@@ -22,9 +31,14 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from ._validation import check_model_output, check_target_range
+from r2et_fast._validation import check_model_output, check_target_range
 
 SCORES = ("logit", "prob", "loss")
+
+#: Default score of the explainers and bounds: the output at the target class (Captum's convention).
+EXPLAINER_SCORE = "logit"
+#: Default score of training, regularisers and attacks: the loss at the label (the authors' code).
+TRAINING_SCORE = "loss"
 
 
 def predicted_class(out: torch.Tensor) -> torch.Tensor:

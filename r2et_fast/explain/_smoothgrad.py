@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 
-from ._base import Explainer, Model, abs_and_reduce, as_grad_leaf, graph_input
-from ._score import predict, score_gradient
-from ._validation import (
+from r2et_fast._validation import (
     check_choice,
+    check_int,
     check_nonnegative_float,
     check_optional_positive_int,
     check_positive_int,
 )
+
+from ._base import Explainer, Model, abs_and_reduce, as_grad_leaf, graph_input
+from ._score import EXPLAINER_SCORE, predict, score_gradient
 
 BASES = ("saliency", "gradxinput")
 
@@ -70,7 +71,7 @@ class SmoothGrad(Explainer):
         "seed": None,
         "generator": None,
         "chunk_size": None,
-        "score": "logit",
+        "score": EXPLAINER_SCORE,
         "abs": None,
         "reduce_channels": None,
         "normalize": False,
@@ -85,7 +86,7 @@ class SmoothGrad(Explainer):
         seed: int | None = None,
         generator: torch.Generator | None = None,
         chunk_size: int | None = None,
-        score: str = "logit",
+        score: str = EXPLAINER_SCORE,
         abs: bool | None = None,  # noqa: A002 - Captum-style name
         reduce_channels: str | None = None,
         normalize: bool = False,
@@ -106,14 +107,13 @@ class SmoothGrad(Explainer):
 
     def _check_params(self, params: Mapping[str, Any]) -> None:
         self._check_common(params)
-        check_choice("base", params["base"], BASES)
-        check_positive_int("n_samples", params["n_samples"])
-        check_nonnegative_float("stdev", params["stdev"])
-        check_optional_positive_int("chunk_size", params["chunk_size"])
+        check_choice(params["base"], "base", BASES)
+        check_positive_int(params["n_samples"], "n_samples")
+        check_nonnegative_float(params["stdev"], "stdev")
+        check_optional_positive_int(params["chunk_size"], "chunk_size")
         seed, generator = params["seed"], params["generator"]
         if seed is not None:
-            if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-                raise TypeError(f"seed must be None or an int, got {type(seed).__name__}")
+            check_int(seed, "seed")
             if generator is not None:
                 raise ValueError("seed and generator are mutually exclusive; give at most one")
         if generator is not None and not isinstance(generator, torch.Generator):

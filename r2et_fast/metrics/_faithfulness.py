@@ -30,14 +30,17 @@ import contextlib
 import math
 import numbers
 from collections.abc import Iterator, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import torch
 
 from r2et_fast import _validation as v
-from r2et_fast import ops
 
-SCORES = ("prob", "logit")
+# the wrapper's own module: r2et_fast.ops fills its namespace at import, which a type checker can't see
+from r2et_fast.ops import ranking
+
+# The model outputs Sensitivity compares (a subset of r2et_fast.explain.SCORES: no loss).
+SENSITIVITY_SCORES = ("prob", "logit")
 K_MODES = ("auto", "all", "percent")
 PERCENTS = (1, 5, 10, 20, 50)
 FULL_GRID_MAX = 256  # DFFOT with fractions=None tries every m up to this many features
@@ -59,11 +62,6 @@ def _inference(model) -> Iterator[None]:
     finally:
         for m, training in modes:
             m.training = training
-
-
-def _check_model(model) -> None:
-    if not callable(model):
-        raise TypeError(f"model must be callable, got {type(model).__name__}")
 
 
 def _logits(out, n_rows: int, name: str = "model output") -> torch.Tensor:
@@ -90,10 +88,6 @@ def _classes(out, n_rows: int) -> torch.Tensor:
 def _chunked(model, x: torch.Tensor, batch_size: int, read) -> torch.Tensor:
     return torch.cat([read(model(x[i:i + batch_size]), len(x[i:i + batch_size]))
                       for i in range(0, len(x), batch_size)])
-
-
-def _check_batch_size(batch_size) -> None:
-    v.check_positive_int(batch_size, "batch_size")
 
 
 def _check_baseline_value(baseline) -> None:
@@ -137,7 +131,7 @@ def _feature_ranks(attributions, x: torch.Tensor, backend: str | None):
         per_position = f" or {(b, *x.shape[2:])} (per position)" if x.dim() > 2 else ""
         raise ValueError(f"attributions must have the shape of x {tuple(x.shape)}{per_position}, "
                          f"or be flattened per sample; got shape {tuple(attributions.shape)}")
-    return ops.ranks(flat.contiguous(), backend=backend), mask_shape
+    return ranking.ranks(flat.contiguous(), backend=backend), mask_shape
 
 
 def _target(target, n_classes: int, predicted: torch.Tensor) -> torch.Tensor:
@@ -188,11 +182,11 @@ class Sensitivity:
     name = "sensitivity"
 
     def __init__(self, *, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
-        _check_batch_size(batch_size)
+        v.check_positive_int(batch_size, "batch_size")
         self.batch_size = batch_size
 
     def __call__(self, model, x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
-        _check_model(model)
+        v.check_callable(model, "model")
         v.check_batch(x, "x")
         v.check_batch(x_adv, "x_adv")
         if x_adv.shape != x.shape:
@@ -224,13 +218,13 @@ class FaithfulnessMetric:
     def __init__(self, *, baseline=0.0, batch_size: int = DEFAULT_BATCH_SIZE,
                  backend: str | None = None) -> None:
         _check_baseline_value(baseline)
-        _check_batch_size(batch_size)
+        v.check_positive_int(batch_size, "batch_size")
         self.baseline = baseline
         self.batch_size = batch_size
         self.backend = backend
 
     def _setup(self, model, x, attributions, target) -> _Setup:
-        _check_model(model)
+        v.check_callable(model, "model")
         v.check_batch(x, "x")
         ranks, mask_shape = _feature_ranks(attributions, x, self.backend)
         baseline = _baseline_tensor(self.baseline, x)
@@ -262,7 +256,8 @@ def _check_fractions(fractions) -> tuple[float, ...] | None:
     for f in fractions:
         if isinstance(f, bool) or not isinstance(f, numbers.Real):
             raise TypeError(f"fractions must hold numbers, got {type(f).__name__}")
-        if not 0 < f <= 1:
+        # numbers.Real's stubs declare no comparison with an int on the left; every Real compares
+        if not 0 < cast(float, f) <= 1:
             raise ValueError(f"fractions must lie in (0, 1], got {f!r}")
         out.append(float(f))
     return tuple(out)
@@ -373,8 +368,7 @@ class _RemovalCurve(FaithfulnessMetric):
     def __init__(self, *, K="auto", score: str = "prob", baseline=0.0,
                  batch_size: int = DEFAULT_BATCH_SIZE, backend: str | None = None) -> None:
         self.K = _check_k_spec(K)
-        if score not in SCORES:
-            raise ValueError(f"score must be one of {SCORES}, got {score!r}")
+        v.check_choice(score, "score", SENSITIVITY_SCORES)
         self.score = score
         super().__init__(baseline=baseline, batch_size=batch_size, backend=backend)
 

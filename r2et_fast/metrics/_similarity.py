@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 
 from r2et_fast import _validation as v
@@ -114,6 +116,6 @@ SIMILARITY_METRICS: tuple[type[SimilarityMetric], ...] = (
 def rank_metrics(a: torch.Tensor, b: torch.Tensor, k: int, *,
                  backend: str | None = None) -> dict[str, torch.Tensor]:
     """Every similarity metric between two batches of explanations, keyed by metric name."""
-    metrics = [cls(k, backend=backend) if cls.uses_k else cls(backend=backend)
+    metrics = [cast("type[_TopKMetric]", cls)(k, backend=backend) if cls.uses_k else cls(backend=backend)
                for cls in SIMILARITY_METRICS]
     return {m.name: m(a, b) for m in metrics}

@@ -16,20 +16,14 @@ import math
 
 import torch
 
+from r2et_fast.graph_encoding import n_nodes_of
 from r2et_fast.models._activation import ACTIVATIONS, make_activation
 from r2et_fast.models.cnn import EmbeddingCNN, MnistCNN, SiameseCNN
+from r2et_fast.models.smooth_pool import POOLINGS, SmoothPoolCNN, lse_pool2d, with_pooling
 from r2et_fast.models.tabular import TabularMLP
 
 ARCHITECTURES = ("mlp", "cnn", "siamese_cnn", "siamese_gcn")
 DEFAULT_ACTIVATION = {"mlp": "leaky_relu", "cnn": "relu", "siamese_cnn": "relu", "siamese_gcn": "relu"}
-
-
-def nodes_of_triangle(m: int) -> int:
-    """N with N(N-1)/2 == m (ValueError if m is not a triangular number)."""
-    n = (1 + math.isqrt(1 + 8 * m)) // 2
-    if n * (n - 1) // 2 != m or n < 2:
-        raise ValueError(f"a graph input needs N(N-1)/2 upper-triangle weights, got {m}")
-    return n
 
 
 def build(arch: str, input_shape: tuple[int, ...], n_classes: int = 2, *, activation: str | None = None,
@@ -56,8 +50,9 @@ def build(arch: str, input_shape: tuple[int, ...], n_classes: int = 2, *, activa
         raise ValueError(f"siamese models classify 'same or not' (2 classes), got n_classes={n_classes}")
     from r2et_fast.models.gcn import SiameseGCN  # needs torch_geometric
 
-    return SiameseGCN(nodes_of_triangle(shape[1]), activation=act, beta=beta, node_features=node_features)
+    return SiameseGCN(n_nodes_of(shape[1]), activation=act, beta=beta, node_features=node_features)
 
 
-__all__ = ["ACTIVATIONS", "ARCHITECTURES", "EmbeddingCNN", "MnistCNN", "SiameseCNN", "TabularMLP", "build",
-           "make_activation", "nodes_of_triangle"]
+__all__ = ["ACTIVATIONS", "ARCHITECTURES", "EmbeddingCNN", "MnistCNN", "POOLINGS", "SiameseCNN",
+           "SmoothPoolCNN", "TabularMLP", "build", "lse_pool2d", "make_activation",
+           "with_pooling"]

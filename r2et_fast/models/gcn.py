@@ -1,4 +1,4 @@
-"""The papers' graph model: a siamese two-layer GCN on pairs of weighted graphs (SPEC §8).
+"""The papers' graph model: a siamese two-layer GCN on pairs of weighted graphs (docs/spec.md §8).
 
 Input layout (the contract every model of the toolkit follows: one tensor in, logits out)
 -----------------------------------------------------------------------------------------
@@ -32,71 +32,21 @@ read off ``x`` (a node is real if it has an edge), which is not differentiable a
 attack gives a padding node an edge; pooling over all nodes keeps the model a smooth function of
 ``x``. A padding node (no edges) contributes a constant vector, the same for every graph.
 
-``torch_geometric`` is imported when a model is built, so the adjacency helpers below work
-without it.
+The encoding (upper triangle <-> adjacency) lives in :mod:`r2et_fast.graph_encoding`;
+``torch_geometric`` is imported only when a model is built.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from r2et_fast._validation import check_int
+from r2et_fast.graph_encoding import triangle_size, triangle_to_adjacency
 from r2et_fast.models._activation import ACTIVATIONS, make_activation
 
 NODE_FEATURES = ("identity", "profile")
-
-
-# ---- upper-triangle <-> adjacency ----------------------------------------------------------------
-
-def n_edges(n_nodes: int) -> int:
-    """Number ``m = N(N-1)/2`` of strict upper-triangle entries of an ``N × N`` matrix."""
-    if isinstance(n_nodes, bool) or not isinstance(n_nodes, int) or n_nodes < 2:
-        raise ValueError(f"n_nodes must be an int >= 2, got {n_nodes!r}")
-    return n_nodes * (n_nodes - 1) // 2
-
-
-def n_nodes_from_edges(m: int) -> int:
-    """The ``N`` with ``N(N-1)/2 == m``; ``ValueError`` if there is none."""
-    n = (1 + math.isqrt(1 + 8 * m)) // 2
-    if m < 1 or n * (n - 1) // 2 != m:
-        raise ValueError(f"{m} is not a triangular number N(N-1)/2 of a graph with N >= 2 nodes")
-    return n
-
-
-def adjacency_to_triu(adjacency: torch.Tensor) -> torch.Tensor:
-    """Strict upper triangle ``(..., m)`` of square matrices ``(..., N, N)``, in the row-major order
-    of ``torch.triu_indices(N, N, 1)``. The lower triangle and the diagonal are ignored."""
-    if not isinstance(adjacency, torch.Tensor):
-        raise TypeError(f"adjacency must be a torch.Tensor, got {type(adjacency).__name__}")
-    if adjacency.dim() < 2 or adjacency.shape[-1] != adjacency.shape[-2] or adjacency.shape[-1] < 2:
-        raise ValueError(f"adjacency must have shape (..., N, N) with N >= 2, got {tuple(adjacency.shape)}")
-    n = adjacency.shape[-1]
-    iu = torch.triu_indices(n, n, 1, device=adjacency.device)
-    return adjacency[..., iu[0], iu[1]]
-
-
-def triu_to_adjacency(weights: torch.Tensor, n_nodes: int | None = None) -> torch.Tensor:
-    """Symmetric matrices ``(..., N, N)`` with zero diagonal from upper-triangle weights ``(..., m)``.
-
-    Differentiable (twice and more) w.r.t. ``weights``; the inverse of :func:`adjacency_to_triu` on
-    symmetric zero-diagonal matrices. ``n_nodes`` is inferred from ``m`` when not given."""
-    if not isinstance(weights, torch.Tensor):
-        raise TypeError(f"weights must be a torch.Tensor, got {type(weights).__name__}")
-    if weights.dim() < 1:
-        raise ValueError("weights must have shape (..., m), got a 0-d tensor")
-    m = weights.shape[-1]
-    n = n_nodes_from_edges(m) if n_nodes is None else n_nodes
-    if n_edges(n) != m:
-        raise ValueError(f"weights have {m} entries in the last dimension, but n_nodes={n} needs "
-                         f"N(N-1)/2 = {n_edges(n)}")
-    iu = torch.triu_indices(n, n, 1, device=weights.device)
-    flat = iu[0] * n + iu[1]
-    upper = weights.new_zeros(*weights.shape[:-1], n * n).index_copy(-1, flat, weights)
-    upper = upper.view(*weights.shape[:-1], n, n)
-    return upper + upper.transpose(-1, -2)
 
 
 # ---- the model -----------------------------------------------------------------------------------
@@ -129,8 +79,7 @@ class SiameseGCN(nn.Module):
     def __init__(self, n_nodes: int, n_classes: int = 2, hidden: tuple[int, int] = (256, 128),
                  activation: str = "relu", beta: float = 10.0, node_features: str = "identity") -> None:
         super().__init__()
-        if isinstance(n_nodes, bool) or not isinstance(n_nodes, int) or n_nodes < 2:
-            raise ValueError(f"n_nodes must be an int >= 2, got {n_nodes!r}")
+        n_nodes = check_int(n_nodes, "n_nodes", 2)
         if n_classes != 2 or isinstance(n_classes, bool):
             raise ValueError(f"n_classes must be 2 (same class or not), got {n_classes!r}")
         hidden = tuple(hidden) if isinstance(hidden, (tuple, list)) else hidden
@@ -145,7 +94,7 @@ class SiameseGCN(nn.Module):
             raise ValueError(f"node_features must be one of {NODE_FEATURES}, got {node_features!r}")
         conv = _dense_gcn_conv()
         self.n_nodes = n_nodes
-        self.n_edges = n_edges(n_nodes)
+        self.n_edges = triangle_size(n_nodes)
         self.node_features = node_features
         self.conv1 = conv(n_nodes, hidden[0])
         self.conv2 = conv(hidden[0], hidden[1])
@@ -181,7 +130,7 @@ class SiameseGCN(nn.Module):
         """Cosine similarity ``(B,)`` of the two graphs' embeddings."""
         pairs = self._pairs(x)
         batch = pairs.shape[0]
-        adjacency = triu_to_adjacency(pairs.reshape(2 * batch, self.n_edges), self.n_nodes)
+        adjacency = triangle_to_adjacency(pairs.reshape(2 * batch, self.n_edges), self.n_nodes)
         emb = self.embed(adjacency).view(batch, 2, -1)
         return F.cosine_similarity(emb[:, 0], emb[:, 1], dim=1, eps=1e-8)
 

@@ -34,7 +34,7 @@ class SmoothPoolCNN(nn.Module):
     its max pools (same weights, shared with the wrapped model): twice differentiable, as the
     bounds assume. ``tau`` -> 0 recovers the max pool."""
 
-    def __init__(self, cnn: MnistCNN, tau: float = 0.1) -> None:
+    def __init__(self, cnn: nn.Module, tau: float = 0.1) -> None:
         super().__init__()
         if not isinstance(cnn, MnistCNN):
             raise TypeError(f"SmoothPoolCNN wraps an MnistCNN (arch 'cnn'), got {type(cnn).__name__}")
