@@ -9,6 +9,8 @@ import pytest
 
 from r2et_fast import cli
 from r2et_fast.datasets import make_tabular
+from r2et_fast.experiments import _cache
+from r2et_fast.experiments._cache import data_key
 from r2et_fast.experiments.protocol import AttackConfig, attack_model, compare_methods, select_model
 from r2et_fast.train import TrainConfig, train
 
@@ -44,6 +46,52 @@ def test_compare_with_model_selection(data, tmp_path):
     assert row["config"]["lambda_gap"] in (0.1, 0.5)
     assert (tmp_path / "vanilla" / "model.pt").is_file()
     assert (tmp_path / "r2et_noh" / "lambda_gap=0.5" / "model.pt").is_file()
+
+
+@pytest.fixture
+def trainings(monkeypatch):
+    """The TrainConfigs that compare_methods trains (the training itself still runs)."""
+    seen: list[TrainConfig] = []
+
+    def counting(data, cfg, **kw):
+        seen.append(cfg)
+        return train(data, cfg, **kw)
+
+    monkeypatch.setattr(_cache, "train", counting)
+    return seen
+
+
+def test_compare_retrains_only_when_the_data_or_the_config_changes(data, tmp_path, trainings):
+    def compare(d, seed, **train_cfg):
+        return compare_methods(d, ["vanilla"], dict(epochs=1, k=4, **train_cfg), ATTACK, out_dir=tmp_path,
+                               trained_on=data_key("synthetic", seed, None), progress=False)
+
+    first = compare(data, 1)
+    assert len(trainings) == 1
+    assert compare(data, 1) == first and len(trainings) == 1  # unchanged: the model is reused
+    other = make_tabular(n_samples=500, n_features=10, seed=2)
+    compare(other, 2)  # another split seed and data: retrained in place
+    assert len(trainings) == 2
+    compare(data, 2)  # the same key on other data: the digest of the data tells them apart
+    assert len(trainings) == 3
+    compare(data, 1, lr=1e-2)  # another TrainConfig
+    assert len(trainings) == 4 and trainings[-1].lr == 1e-2
+    compare(data, 1, lr=1e-2)
+    assert len(trainings) == 4
+
+
+def test_cli_compare_retrains_on_another_data_seed(tmp_path, trainings, capsys):
+    def compare(*extra):
+        assert cli.main(["compare", "--dataset", "compas", "--methods", "vanilla", "--epochs", "1",
+                         "--steps", "2", "--max-samples", "20", "--out", str(tmp_path), "--no-progress",
+                         *extra]) == 0
+        return json.loads((tmp_path / "compas" / "results.json").read_text())
+
+    first = compare()
+    assert compare("--data-seed", "0") == first and len(trainings) == 1
+    assert compare("--data-seed", "1") != first and len(trainings) == 2
+    compare("--data-seed", "1")
+    assert len(trainings) == 2
 
 
 def test_select_model_prefers_robust_within_threshold(data):

@@ -56,7 +56,8 @@ def certify_saved(model_path: str | Path, *, dataset: str | None = None, eps: Se
                          f"('mnist' or one of {DATASETS})")
     if name == "mnist":
         data: Split = load_mnist(seed=data_seed)
-        lower, upper = 0.0, 1.0
+        lower: float | torch.Tensor = 0.0
+        upper: float | torch.Tensor = 1.0
     elif name in DATASETS:
         data = load_tabular(name, seed=data_seed)
         lower, upper = data_box(data)

@@ -8,6 +8,7 @@ import argparse
 import inspect
 import json
 import re
+from typing import Any
 
 from r2et_fast import _backend
 
@@ -50,7 +51,7 @@ def catalogue(parser: argparse.ArgumentParser) -> dict[str, list[dict]]:
     from r2et_fast.train import METHOD_LABELS
 
     accepted = _accepted(parser)
-    datasets = []
+    datasets: list[dict[str, Any]] = []
     for name in dict.fromkeys((*DATASETS, *SPECS, BOUNDS_DATASET)):
         spec = SPECS.get(name)
         commands = sorted({use.split()[0] for use in accepted.get(name, ())

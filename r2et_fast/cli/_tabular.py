@@ -51,12 +51,14 @@ def _cmd_attack(args: argparse.Namespace) -> int:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from r2et_fast.datasets import load_tabular
+    from r2et_fast.experiments._cache import data_key
     from r2et_fast.experiments.protocol import compare_methods, markdown_table
 
     data = load_tabular(args.dataset, seed=args.data_seed)
     attack = attack_config(args)
     rows = compare_methods(data, args.methods, train_overrides(args), attack,
                            out_dir=Path(args.out) / args.dataset, dataset_name=args.dataset,
+                           trained_on=data_key(args.dataset, args.data_seed, None),
                            lambda_gap_grid=args.lambda_gap_grid, selection_threshold=args.threshold,
                            progress=not args.no_progress)
     table = markdown_table(rows, attack.k)

@@ -10,6 +10,7 @@ rerunning a command with other settings never returns results of the old ones.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -56,6 +57,17 @@ def cached(path: str | Path, key: dict, compute: Callable[[], Any]) -> Any:
 def data_key(dataset: str, split_seed: int, max_train: int | None) -> dict:
     """What identifies the training data: the data set, the seed of its split, the subset size."""
     return {"dataset": dataset, "split_seed": split_seed, "max_train": max_train}
+
+
+def tensor_digest(*tensors: torch.Tensor) -> str:
+    """SHA-256 of the tensors' dtypes, shapes and bytes: names data that no :func:`data_key` field
+    describes, so that data changed by any setting gives another key."""
+    digest = hashlib.sha256()
+    for t in tensors:
+        t = t.detach().cpu().contiguous()
+        digest.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def model_key(tcfg: TrainConfig, data: dict) -> dict:

@@ -115,8 +115,8 @@ class BoundsConfig:
     @classmethod
     def quick_defaults(cls, **overrides: Any) -> BoundsConfig:
         """Minutes on one core: 1 epoch on 1,000 images, 4 test images, short attacks."""
-        base = dict(quick=True, epochs=1, max_train=1000, n_samples=4, restarts=1, steps=5, topk_steps=20,
-                    ig_steps=4)
+        base: dict[str, Any] = dict(quick=True, epochs=1, max_train=1000, n_samples=4, restarts=1, steps=5,
+                                    topk_steps=20, ig_steps=4)
         base.update(overrides)
         return cls(**base)
 

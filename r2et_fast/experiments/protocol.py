@@ -4,14 +4,17 @@ validation split, and training several methods side by side."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 import torch
 from tqdm.auto import tqdm
 
 from r2et_fast.attacks import ERAttack
 from r2et_fast.datasets import Split
+from r2et_fast.experiments._cache import tensor_digest, train_or_load
 from r2et_fast.metrics import prediction_auc
 from r2et_fast.train import METHOD_LABELS, TrainConfig, train
 
@@ -96,23 +99,58 @@ def attack_model(model: torch.nn.Module, data: Split, cfg: AttackConfig, *, spli
     }
 
 
-def compare_methods(data: Split, methods: list[str], train_cfg: dict, attack_cfg: AttackConfig, *,
+class Trained(Protocol):
+    """What :func:`select_model` reads of a candidate: a ``TrainResult`` or a :class:`Candidate`."""
+
+    @property
+    def model(self) -> torch.nn.Module: ...
+
+    @property
+    def config(self) -> TrainConfig: ...
+
+
+TrainedT = TypeVar("TrainedT", bound=Trained)
+
+
+@dataclass
+class Candidate:
+    """A trained model and its configuration: the fields of a ``TrainResult`` that
+    :func:`select_model` reads."""
+
+    model: torch.nn.Module
+    config: TrainConfig
+
+
+def compare_methods(data: Split, methods: list[str], train_cfg: dict[str, Any], attack_cfg: AttackConfig, *,
                     out_dir: str | Path | None = None, dataset_name: str | None = None,
-                    lambda_gap_grid: list[float] | None = None, selection_threshold: float = 0.02,
-                    progress: bool = True) -> list[dict]:
-    """Train each method (resuming from ``out_dir/<method>`` when present) and attack its test split.
+                    trained_on: dict[str, Any] | None = None, lambda_gap_grid: list[float] | None = None,
+                    selection_threshold: float = 0.02, progress: bool = True) -> list[dict[str, Any]]:
+    """Train each method and attack its test split.
+
+    With ``out_dir`` a model in ``out_dir/<method>`` is reused only when it was trained with the same
+    ``TrainConfig`` on the same data, else it is retrained there (``_cache.train_or_load``). The data
+    are identified by ``trained_on`` (a ``_cache.data_key``: data set, split seed, subset) and a
+    digest of the training tensors, which also tells apart data that ``trained_on`` does not name.
 
     With ``lambda_gap_grid`` every R2ET-family method trains one candidate per weight and keeps the
     one chosen by :func:`select_model` against Vanilla's validation AUC (Vanilla is trained for
     this even when not listed).
     """
-    def run(cfg: TrainConfig, name: str):
-        run_dir = None if out_dir is None else Path(out_dir) / name
-        return train(data, cfg, out_dir=run_dir, progress=progress, dataset_name=dataset_name)
+    on = {**(trained_on or {}), "train_digest": tensor_digest(data.x_train, data.y_train)}
 
-    vanilla_auc = None
+    def run(cfg: TrainConfig, name: str) -> Candidate:
+        if out_dir is None:
+            model = train(data, cfg, progress=progress, dataset_name=dataset_name).model
+        else:
+            model = train_or_load(data, cfg, Path(out_dir) / name, on, dataset_name=dataset_name,
+                                  progress=progress)
+        return Candidate(model, cfg)
+
+    vanilla_auc = 0.0
     if lambda_gap_grid:
-        vanilla_auc = run(TrainConfig(method="vanilla", **train_cfg), "vanilla").history[-1]["val_auc"]
+        # a reused model comes without its training log: its final validation AUC, as the log has it
+        vanilla = run(TrainConfig(method="vanilla", **train_cfg), "vanilla").model
+        vanilla_auc = prediction_auc(vanilla, data.x_val, data.y_val)
     rows = []
     for method in methods:
         selection = None
@@ -141,9 +179,9 @@ def markdown_table(rows: list[dict], k: int) -> str:
     return "\n".join(lines)
 
 
-def select_model(candidates: list, data: Split, attack_cfg: AttackConfig, vanilla_auc: float, *,
-                 threshold: float = 0.02, progress: bool = False, box: tuple | None = None,
-                 explainer=None) -> tuple[object, list[dict]]:
+def select_model(candidates: Sequence[TrainedT], data: Split, attack_cfg: AttackConfig, vanilla_auc: float,
+                 *, threshold: float = 0.02, progress: bool = False, box: tuple | None = None,
+                 explainer=None) -> tuple[TrainedT, list[dict[str, Any]]]:
     """The paper's model selection on the validation split.
 
     Keep the candidates (``TrainResult``s) whose validation AUC is at least ``vanilla_auc -

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from r2et_fast._io import save_json
@@ -35,7 +36,7 @@ from r2et_fast.experiments._studies import (
     faithfulness,
     variants,
 )
-from r2et_fast.experiments.protocol import AttackConfig, select_model
+from r2et_fast.experiments.protocol import AttackConfig, Candidate, select_model
 from r2et_fast.metrics import prediction_auc
 from r2et_fast.train import METHODS, TrainConfig
 
@@ -81,10 +82,11 @@ class ReproduceConfig:
 
     @classmethod
     def quick_defaults(cls, **overrides) -> ReproduceConfig:
-        base = dict(quick=True, epochs=2, steps=20, max_train=1500, max_test=150, selection_steps=10,
-                    selection_samples=100, correlation_samples=40, thickness_samples=4, thickness_path=4,
-                    faithfulness_samples=40, variant_samples=40, variant_steps=5, smoothgrad_samples=4,
-                    ig_steps=4, k_grid=(4, 8), n_pairs_grid=(2, 4))
+        base: dict[str, Any] = dict(
+            quick=True, epochs=2, steps=20, max_train=1500, max_test=150, selection_steps=10,
+            selection_samples=100, correlation_samples=40, thickness_samples=4, thickness_path=4,
+            faithfulness_samples=40, variant_samples=40, variant_steps=5, smoothgrad_samples=4,
+            ig_steps=4, k_grid=(4, 8), n_pairs_grid=(2, 4))
         base.update(overrides)
         return cls(**base)
 
@@ -132,7 +134,8 @@ def _k_grid(data, spec, b: Budget, cfg, out: Path, seed: int, trained_on: dict) 
     """R2ET trained and attacked at each k, R2ET-mm at each k' (k fixed), Vanilla at each k."""
     rows = []
     base = {**spec.train, **({"epochs": cfg.epochs} if cfg.epochs else {})}
-    runs = [("vanilla", {}, k) for k in cfg.k_grid] + [("r2et", {"k": k}, k) for k in cfg.k_grid]
+    runs: list[tuple[str, dict[str, int], int]] = [("vanilla", {}, k) for k in cfg.k_grid]
+    runs += [("r2et", {"k": k}, k) for k in cfg.k_grid]
     runs += [("r2et_mm", {"k": b.k, "n_pairs": p}, b.k) for p in cfg.n_pairs_grid if p <= b.k]
     for method, extra, k in tqdm(runs, desc="k grid", leave=False):
         tag = "_".join(f"{key}{value}" for key, value in extra.items()) or "default"
@@ -143,7 +146,7 @@ def _k_grid(data, spec, b: Budget, cfg, out: Path, seed: int, trained_on: dict) 
         at_k = dataclasses.replace(b, k=k)
         key = _key("evaluation", spec, cfg, model_key(tcfg, trained_on), at_k)
         scores = cached(run / f"evaluation_k{k}.json", key,
-                        lambda m=model, bk=at_k: evaluate(m, data, spec, bk, cfg))
+                        partial(evaluate, model, data, spec, at_k, cfg))
         rows.append({"method": method, "k": k, "n_pairs": extra.get("n_pairs"),
                      "precision_at_k_erattack": scores["precision_at_k_erattack"], "cauc": scores["cauc"]})
     return rows
@@ -172,7 +175,7 @@ def _select(data, spec, b: Budget, cfg, method: str, seed: int, out: Path, vanil
                                   steps=cfg.selection_steps, eps=b.eps, max_samples=samples,
                                   step_norm=b.step_norm, backend=cfg.backend,
                                   explain_target=cfg.explain_target)
-        results = [_Candidate(m, c) for m, _, c in candidates]
+        results = [Candidate(m, c) for m, _, c in candidates]
         _, recs = select_model(results, data, attack_cfg, vanilla_auc, threshold=cfg.selection_threshold,
                                progress=False, box=attack_box(spec, data),
                                explainer=lambda m: attacked_explainer(spec, m))
@@ -184,12 +187,6 @@ def _select(data, spec, b: Budget, cfg, method: str, seed: int, out: Path, vanil
     best = next(i for i, r in enumerate(recs) if r.get("chosen"))
     model, run, _ = candidates[best]
     return model, run, {"param": param, "candidates": recs}, keys[best]
-
-
-@dataclass
-class _Candidate:  # the fields of a TrainResult that select_model reads
-    model: torch.nn.Module
-    config: TrainConfig
 
 
 def _mean_std(values: list[float]) -> dict:
@@ -221,7 +218,7 @@ def _dataset(name: str, cfg: ReproduceConfig, out: Path, progress: bool) -> dict
                 refused[method] = str(err)
                 continue
             scores = cached(run / "evaluation.json", _key("evaluation", spec, cfg, mkey, b),
-                            lambda m=model, d=data: evaluate(m, d, spec, b, cfg))
+                            partial(evaluate, model, data, spec, b, cfg))
             per_method.setdefault(method, []).append(scores)
             if selection is not None:
                 chosen.setdefault(method, []).append(
@@ -257,7 +254,7 @@ def reproduce(cfg: ReproduceConfig, *, progress: bool = True) -> dict:
         if name == grid_on and cfg.k_grid:  # the k / k' study on one data set (it retrains)
             spec = get_spec(name)
             data = _subset(spec.load(0), cfg)
-            grids = {"k_grid": spec.k_grid, "n_pairs_grid": spec.n_pairs_grid}
+            grids: dict[str, Any] = {"k_grid": spec.k_grid, "n_pairs_grid": spec.n_pairs_grid}
             if not cfg.quick:  # the data set's own grids (k = 50 for images and graphs)
                 grid_cfg = dataclasses.replace(cfg, **{k: v for k, v in grids.items() if v is not None})
             else:

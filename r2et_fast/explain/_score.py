@@ -27,6 +27,7 @@ Two defaults, on purpose (docs/spec.md §1, §3, §5):
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal, overload
 
 import torch
 import torch.nn.functional as F
@@ -73,6 +74,23 @@ def predict(model: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor)
     return predicted_class(out)
 
 
+# (grad, target) and, with return_output=True, (grad, target, output)
+GradTarget = tuple[torch.Tensor, torch.Tensor]
+GradTargetOutput = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+@overload
+def score_gradient(model: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor,
+                   target: torch.Tensor | None, score: str, create_graph: bool,
+                   return_output: Literal[False] = False) -> GradTarget: ...
+@overload
+def score_gradient(model: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor,
+                   target: torch.Tensor | None, score: str, create_graph: bool,
+                   return_output: Literal[True]) -> GradTargetOutput: ...
+@overload
+def score_gradient(model: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor,
+                   target: torch.Tensor | None, score: str, create_graph: bool,
+                   return_output: bool) -> GradTarget | GradTargetOutput: ...
 def score_gradient(
     model: Callable[[torch.Tensor], torch.Tensor],
     z: torch.Tensor,
@@ -80,7 +98,7 @@ def score_gradient(
     score: str,
     create_graph: bool,
     return_output: bool = False,
-):
+) -> GradTarget | GradTargetOutput:
     """Gradient ds/dz of the per-sample score for a batch ``z`` that requires grad.
 
     The per-sample scores are summed before differentiating; this gives each row its own

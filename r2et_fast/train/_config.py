@@ -10,8 +10,8 @@ import dataclasses
 from dataclasses import dataclass
 
 from r2et_fast.engine import AUTO, check_engine
+from r2et_fast.explain._score import TRAINING_SCORE
 from r2et_fast.models import ACTIVATIONS, ARCHITECTURES
-from r2et_fast.regularizers import TRAINING_SCORE
 from r2et_fast.train._methods import method_labels, method_names
 
 # The registered training methods, and their paper names for tables.

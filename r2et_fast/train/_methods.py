@@ -123,7 +123,8 @@ class EstimatedHessian(Method):
         super().__init__(cfg)
         self.lambda_hess, self.kappa = cfg.lambda_hess, cfg.kappa
 
-    def __call__(self, model, x, y, *, step_seed=0):
+    def __call__(self, model, x: torch.Tensor, y: torch.Tensor, *, step_seed: int = 0
+                 ) -> tuple[torch.Tensor, Parts]:
         h, grads = R.hessian_norm(model, x, y, score=self.score, kappa=self.kappa, engine=self.engine,
                                   backend=self.backend)
         h = h.mean()
@@ -141,7 +142,8 @@ class ExactHessian(Method):
         super().__init__(cfg)
         self.lambda_reg, self.max_features = cfg.lambda_reg, cfg.exact_h_max_features
 
-    def __call__(self, model, x, y, *, step_seed=0):
+    def __call__(self, model, x: torch.Tensor, y: torch.Tensor, *, step_seed: int = 0
+                 ) -> tuple[torch.Tensor, Parts]:
         ce = F.cross_entropy(model(x), y)
         h = R.exact_hessian_norm(model, x, y, self.score, max_features=self.max_features).mean()
         return ce + self.weight(self.lambda_reg, ce, h) * h, {"ce": ce.detach(), "hess_exact": h.detach()}
@@ -157,7 +159,8 @@ class SSR(Method):
         super().__init__(cfg)
         self.lambda_reg = cfg.lambda_reg
 
-    def __call__(self, model, x, y, *, step_seed=0):
+    def __call__(self, model, x: torch.Tensor, y: torch.Tensor, *, step_seed: int = 0
+                 ) -> tuple[torch.Tensor, Parts]:
         ce = F.cross_entropy(model(x), y)
         s = R.ssr_term(model, x).mean()
         return ce + self.weight(self.lambda_reg, ce, s) * s, {"ce": ce.detach(), "ssr": s.detach()}
@@ -173,7 +176,8 @@ class AdversarialTraining(Method):
         super().__init__(cfg)
         self.k, self.eps, self.alpha, self.steps = cfg.k, cfg.at_eps, cfg.at_alpha, cfg.at_steps
 
-    def __call__(self, model, x, y, *, step_seed=0):
+    def __call__(self, model, x: torch.Tensor, y: torch.Tensor, *, step_seed: int = 0
+                 ) -> tuple[torch.Tensor, Parts]:
         attack = ERAttack(model, k=self.k, eps=self.eps, alpha=self.alpha, steps=self.steps, norm="linf",
                           step_norm="l2", constraint="none", seed=step_seed, backend=self.backend)
         x_adv = attack(x, y).x_adv.detach()
@@ -193,7 +197,8 @@ class _R2ETFamily(Method):
         self.lambda_gap, self.lambda_hess = cfg.lambda_gap, cfg.lambda_hess
         self.n_pairs = cfg.n_pairs
 
-    def __call__(self, model, x, y, *, step_seed=0):
+    def __call__(self, model, x: torch.Tensor, y: torch.Tensor, *, step_seed: int = 0
+                 ) -> tuple[torch.Tensor, Parts]:
         parts: Parts = {}
         if self.with_hessian:
             h, grads = R.hessian_norm(model, x, y, score=self.score, kappa=self.kappa, engine=self.engine,
