@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, TypedDict
 
 import torch
 
 from r2et_fast import _validation as v
-from r2et_fast.ops import topk_indices, topk_pair_agreement
+from r2et_fast.ops.ranking import topk_indices
+from r2et_fast.ops.thickness import topk_pair_agreement
 
 __all__ = ["DISTRIBUTIONS", "NORMS", "ThicknessResult", "topk_pair_agreement", "topk_thickness"]
 
@@ -64,11 +65,19 @@ def _explain(explain_fn: ExplainFn, z: torch.Tensor, index: torch.Tensor) -> tor
     return maps
 
 
+class _DrawOptions(TypedDict):
+    """The keyword arguments shared by every ``torch.rand``/``torch.randn`` call of ``_draw_points``."""
+
+    generator: torch.Generator
+    dtype: torch.dtype
+    device: torch.device
+
+
 def _draw_points(x: torch.Tensor, distribution: str, n_samples: int, eps: float, sigma: float,
                  norm: str, gen: torch.Generator) -> torch.Tensor:
     """(B, S, ...) samples of D around every x (the caller's generator, never the global RNG)."""
     shape = (x.shape[0], n_samples, *x.shape[1:])
-    opts = {"generator": gen, "dtype": x.dtype, "device": x.device}
+    opts: _DrawOptions = {"generator": gen, "dtype": x.dtype, "device": x.device}
     center = x.unsqueeze(1)
     if distribution == "gaussian":
         return center + sigma * torch.randn(shape, **opts)

@@ -24,26 +24,27 @@ def check_bool(value: object, name: str) -> bool:
     return value
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+def _int(value: object, name: str) -> int:
+    # Any Integral counts (numpy integers too), as an exact Python int for the comparisons
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ArgumentTypeError(f"{name} must be an int, got {type(value).__name__}")
+    return int(value)
 
 
 def check_int(value: object, name: str, minimum: int | None = None) -> int:
     """An int (bool excluded), at least ``minimum`` when given."""
-    if not _is_int(value):
-        raise ArgumentTypeError(f"{name} must be an int, got {type(value).__name__}")
-    if minimum is not None and value < minimum:
+    out = _int(value, name)
+    if minimum is not None and out < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
-    return int(value)
+    return out
 
 
 def check_positive_int(value: object, name: str) -> int:
     """An int >= 1."""
-    if not _is_int(value):
-        raise ArgumentTypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value <= 0:
+    out = _int(value, name)
+    if out <= 0:
         raise ValueError(f"{name} must be positive, got {value}")
-    return int(value)
+    return out
 
 
 def check_optional_positive_int(value: object, name: str) -> int | None:

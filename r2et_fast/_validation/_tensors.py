@@ -12,9 +12,11 @@ from ._scalars import ArgumentTypeError
 FLOAT_DTYPES = (torch.float32, torch.float64)
 
 
-def check_tensor(value: object, name: str) -> None:
+def check_tensor(value: object, name: str) -> torch.Tensor:
+    """``value`` itself, narrowed to a tensor for the checks that follow."""
     if not isinstance(value, torch.Tensor):
         raise ArgumentTypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    return value
 
 
 def as_tensor(value: object, name: str) -> torch.Tensor:
@@ -36,9 +38,10 @@ def check_finite(value: torch.Tensor, name: str) -> None:
         raise ValueError(f"{name} contains NaN or Inf")
 
 
-def check_maps(value: object, name: str, min_features: int = 1) -> None:
-    """A batch of maps: a 2-D (batch, features) float32/float64 tensor with a non-empty batch."""
-    check_tensor(value, name)
+def check_maps(value: object, name: str, min_features: int = 1) -> torch.Tensor:
+    """A batch of maps: a 2-D (batch, features) float32/float64 tensor with a non-empty batch; returns
+    ``value`` itself, narrowed to a tensor."""
+    value = check_tensor(value, name)
     check_float(value, name)
     if value.dim() != 2:
         raise ValueError(f"{name} must be a 2-D (batch, features) tensor, got shape {tuple(value.shape)}")
@@ -46,12 +49,13 @@ def check_maps(value: object, name: str, min_features: int = 1) -> None:
         raise ValueError(f"{name} has an empty batch (shape {tuple(value.shape)})")
     if value.shape[1] < min_features:
         raise ValueError(f"{name} needs at least {min_features} features, got shape {tuple(value.shape)}")
+    return value
 
 
 def check_pair(a: object, b: object, min_features: int = 1) -> None:
     """Two batches of maps ``a`` and ``b`` of the same shape, dtype and device."""
-    check_maps(a, "a", min_features)
-    check_maps(b, "b", min_features)
+    a = check_maps(a, "a", min_features)
+    b = check_maps(b, "b", min_features)
     if a.dtype != b.dtype:
         raise TypeError(f"a and b must have the same dtype, got {a.dtype} and {b.dtype}")
     if a.device != b.device:
@@ -64,24 +68,25 @@ def check_k(k: object, n: int) -> None:
     """A top-k size for maps of ``n`` features: 1 <= k < n."""
     if isinstance(k, bool) or not isinstance(k, numbers.Integral):
         raise ArgumentTypeError(f"k must be an int, got {type(k).__name__}")
-    if not 1 <= k < n:
+    if not 1 <= int(k) < n:
         raise ValueError(f"k must satisfy 1 <= k < n_features (n_features = {n}), got k = {k}")
 
 
-def check_batch(value: object, name: str) -> None:
+def check_batch(value: object, name: str) -> torch.Tensor:
     """A non-empty batch of inputs (B, ...) with B >= 1 and at least one more dimension, float32/float64,
-    finite."""
-    check_tensor(value, name)
+    finite; returns ``value`` itself, narrowed to a tensor."""
+    value = check_tensor(value, name)
     check_float(value, name)
     if value.dim() < 2 or value.shape[0] == 0:
         raise ValueError(f"{name} must be a non-empty batch (B, ...), got shape {tuple(value.shape)}")
     check_finite(value, name)
+    return value
 
 
 def check_inputs(value: object, name: str = "inputs") -> torch.Tensor:
     """A batch an explainer can explain: float32/float64, a non-empty leading batch dimension (a 1-D
     (B,) batch of scalars is allowed), all values finite."""
-    check_tensor(value, name)
+    value = check_tensor(value, name)
     check_float(value, name)
     if value.dim() == 0:
         raise ValueError(f"{name} must have a leading batch dimension, got a 0-d tensor")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from r2et_fast import ops
 from r2et_fast.attacks._iterative import IterativeAttack
+from r2et_fast.ops.regularizers import GAP_TRANSFORMS, PAIR_SELECTIONS, pair_gap_at, topk_pair_gap
 
 
 class ERAttack(IterativeAttack):
@@ -24,16 +24,16 @@ class ERAttack(IterativeAttack):
     def __init__(self, model, *, pairs: str = "all", n_pairs: int | None = None,
                  transform: str = "linear", step_norm: str | None = "l2", **kwargs) -> None:
         super().__init__(model, step_norm=step_norm, **kwargs)
-        if pairs not in ops.PAIR_SELECTIONS:
-            raise ValueError(f"pairs must be one of {ops.PAIR_SELECTIONS}, got {pairs!r}")
-        if transform not in ops.GAP_TRANSFORMS:
-            raise ValueError(f"transform must be one of {ops.GAP_TRANSFORMS}, got {transform!r}")
+        if pairs not in PAIR_SELECTIONS:
+            raise ValueError(f"pairs must be one of {PAIR_SELECTIONS}, got {pairs!r}")
+        if transform not in GAP_TRANSFORMS:
+            raise ValueError(f"transform must be one of {GAP_TRANSFORMS}, got {transform!r}")
         self.pairs, self.n_pairs, self.transform = pairs, n_pairs, transform
 
     def _prepare(self, clean: torch.Tensor):
-        _, hi, lo = ops.topk_pair_gap(clean, self.k, self.pairs, self.transform, self.n_pairs,
-                                      return_indices=True, backend=self.backend)
+        _, hi, lo = topk_pair_gap(clean, self.k, self.pairs, self.transform, self.n_pairs,
+                                  return_indices=True, backend=self.backend)
         return hi, lo
 
     def _loss(self, maps, clean, state):
-        return ops.pair_gap_at(maps, *state, self.pairs, self.transform)
+        return pair_gap_at(maps, *state, self.pairs, self.transform)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import torch
 
-from r2et_fast import ops
 from r2et_fast._validation import (
     check_callable,
     check_choice,
@@ -23,6 +22,8 @@ from r2et_fast.attacks._base import (
 )
 from r2et_fast.explain import Explainer, Saliency
 from r2et_fast.explain._score import TRAINING_SCORE
+from r2et_fast.ops.attacks import projected_step
+from r2et_fast.ops.ranking import precision_at_k
 
 CONSTRAINTS = ("none", "early_stop", "gda", "hedge", "qp", "fixed")
 LAGRANGIAN = ("gda", "hedge", "qp", "fixed")
@@ -132,7 +133,7 @@ class IterativeAttack:
                 pred0: torch.Tensor, steps_run: torch.Tensor) -> AttackResult:
         """Record P@k at the returned point, the manipulation epoch and the label check."""
         final = self._explain(x_t, y, False)
-        precision[-1] = ops.precision_at_k(clean, final, self.k, backend=self.backend)
+        precision[-1] = precision_at_k(clean, final, self.k, backend=self.backend)
         moved = precision < 1
         never = torch.full((x_t.shape[0],), precision.shape[0], device=x_t.device)
         epoch = torch.where(moved.any(dim=0), moved.float().argmax(dim=0), never).to(torch.int64)
@@ -179,9 +180,9 @@ class IterativeAttack:
             else:
                 (grad,) = torch.autograd.grad(objective, x_t)
             x_t = x_t.detach()
-            precision[t] = ops.precision_at_k(clean, maps.detach(), self.k, backend=self.backend)
-            x_next = ops.projected_step(x_t, grad, x0, self.alpha, self.eps, step_norm=self.step_norm,
-                                        norm=self.norm, lower=lower, upper=upper, backend=self.backend)
+            precision[t] = precision_at_k(clean, maps.detach(), self.k, backend=self.backend)
+            x_next = projected_step(x_t, grad, x0, self.alpha, self.eps, step_norm=self.step_norm,
+                                    norm=self.norm, lower=lower, upper=upper, backend=self.backend)
             if self.constraint == "early_stop":
                 active &= self._predict(x_next) == pred0
                 x_next = torch.where(self._view(active, x0), x_next, x_t)

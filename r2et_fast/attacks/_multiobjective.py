@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import torch
 
-from r2et_fast import ops
 from r2et_fast.attacks._base import AttackResult
+from r2et_fast.ops.attacks import projected_step
+from r2et_fast.ops.ranking import precision_at_k
+from r2et_fast.ops.regularizers import topk_pair_gap
 
 
 def min_norm_point(grads: torch.Tensor, iters: int = 50) -> torch.Tensor:
@@ -61,8 +63,8 @@ class MultiObjectiveERAttack:
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> AttackResult:
         b = self._base
         x0, lower, upper, clean, pred0 = b._setup(x, y)
-        _, hi, lo = ops.topk_pair_gap(clean, b.k, self.pairs, "linear", self.n_pairs,
-                                      return_indices=True, backend=b.backend)
+        _, hi, lo = topk_pair_gap(clean, b.k, self.pairs, "linear", self.n_pairs,
+                                  return_indices=True, backend=b.backend)
 
         def gaps(maps):
             return maps.gather(1, hi) - maps.gather(1, lo)
@@ -80,7 +82,7 @@ class MultiObjectiveERAttack:
             grads = torch.stack([torch.autograd.grad(h[:, p].sum(), x_t, retain_graph=p + 1 < count)[0]
                                  .flatten(1) for p in range(count)], dim=1)
             x_t, h = x_t.detach(), h.detach()
-            precision[t] = ops.precision_at_k(clean, maps.detach(), b.k, backend=b.backend)
+            precision[t] = precision_at_k(clean, maps.detach(), b.k, backend=b.backend)
             d = -min_norm_point(grads, self.fw_iters)  # descends every gap (first order)
             d_sq = d.square().sum(dim=1)
             active &= d_sq.sqrt() > self.critical_tol
@@ -94,8 +96,8 @@ class MultiObjectiveERAttack:
                 moved_x = x_t + torch.where(todo, length, 0)[:, None].view(-1, *([1] * (x0.dim() - 1))) \
                     * d.view_as(x_t)
                 # a zero step with the fused kernel is a pure projection onto the ball and the box
-                trial = ops.projected_step(moved_x, torch.zeros_like(x_t), x0, 0.0, b.eps, step_norm="l2",
-                                           norm=b.norm, lower=lower, upper=upper, backend=b.backend)
+                trial = projected_step(moved_x, torch.zeros_like(x_t), x0, 0.0, b.eps, step_norm="l2",
+                                       norm=b.norm, lower=lower, upper=upper, backend=b.backend)
                 h_trial = gaps(b._explain(trial, y, create_graph=False))
                 ok = (h_trial <= h - self.armijo_c * (length * d_sq)[:, None]).all(dim=1)
                 ok &= b._predict(trial) == pred0

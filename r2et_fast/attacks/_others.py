@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from r2et_fast import ops
 from r2et_fast._validation import check_positive_int
 from r2et_fast.attacks._iterative import IterativeAttack
+from r2et_fast.ops.ranking import topk_indices
 
 
 class MSEAttack(IterativeAttack):
@@ -30,7 +30,7 @@ class TopKAttack(IterativeAttack):
         super().__init__(model, norm=norm, step_norm=step_norm, **kwargs)
 
     def _prepare(self, clean):
-        return ops.topk_indices(clean, self.k, backend=self.backend)
+        return topk_indices(clean, self.k, backend=self.backend)
 
     def _loss(self, maps, clean, top):
         return maps.gather(1, top).sum(dim=1)

@@ -26,8 +26,6 @@ from r2et_fast.explain._score import predict
 
 #: The attributions g the bounds are computed for (``method=``).
 ATTRIBUTIONS = ("saliency", "gradxinput", "ig")
-# Old name, still imported by r2et_fast/cli; use ATTRIBUTIONS.
-METHODS = ATTRIBUTIONS
 
 
 def resolve_norm(norm: object) -> tuple[str, float]:
@@ -60,10 +58,10 @@ def check_x(x: object, model: object) -> torch.Tensor:
     samples) and the bounds describe a fixed function (train-mode dropout is random).
     """
     check_callable(model, "model")
-    check_batch(x, "x")
+    out = check_batch(x, "x")
     if isinstance(model, nn.Module) and model.training:
         raise ValueError("model must be in eval mode (call model.eval()) to compute the bounds")
-    return x  # type: ignore[return-value]
+    return out
 
 
 def check_tol(tol: object, dtype: torch.dtype) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 
@@ -25,6 +25,13 @@ from ._spectral import _prepare, abs_sum_p, top_singular
 
 _PER_SAMPLE = ("target", "g_norm", "xi_max", "t_e", "c", "t_e_generalized", "t_c", "t_c_rad", "t_c_deg",
                "cosine_applicable", "topk_radius", "topk_certified", "abs_sum_p", "converged", "iterations")
+
+
+class _ExplainerOptions(TypedDict):
+    """The explainer settings that ``certify`` passes on unchanged to each spectral routine."""
+
+    score: str
+    explainer_kwargs: Mapping[str, Any] | None
 
 
 @dataclass
@@ -121,7 +128,7 @@ def certify(model: Any, x: torch.Tensor, eps: float, norm: str | float = "l2", m
     kind, p = resolve_norm(norm)
     eps = check_positive_float(eps, "eps")
     explainer, labels = _prepare(model, x, method, target, score, explainer_kwargs)
-    opts = {"score": score, "explainer_kwargs": explainer_kwargs}
+    opts: _ExplainerOptions = {"score": score, "explainer_kwargs": explainer_kwargs}
     spec = top_singular(model, x, method, labels, solver=solver, tol=tol, max_iter=max_iter, seed=seed,
                         chunk_size=chunk_size, max_features=max_features, **opts)
     g0 = spec.attribution

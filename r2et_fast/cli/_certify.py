@@ -132,7 +132,7 @@ def _cmd_certify(args: argparse.Namespace) -> int:
 
 
 def add_certify(sub) -> None:
-    from r2et_fast.bounds._args import METHODS as ATTRIBUTIONS
+    from r2et_fast.bounds import ATTRIBUTIONS
 
     ce = sub.add_parser("certify", help="Wang & Kong attribution-deviation bounds for a saved model's test "
                         "samples (--validate: attack them too)")

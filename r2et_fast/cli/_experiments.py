@@ -62,7 +62,7 @@ def add_reproduce(sub) -> None:
 
 
 def add_bounds(sub) -> None:
-    from r2et_fast.bounds._args import METHODS as ATTRIBUTIONS
+    from r2et_fast.bounds import ATTRIBUTIONS
     from r2et_fast.models import POOLINGS
     from r2et_fast.train import METHODS
 

@@ -68,7 +68,7 @@ class ColumnEncoding:
             return [f"{self.column}={self.levels[1]}"]
         return [self.column]
 
-    def _raw_values(self, values: Sequence[object]) -> np.ndarray:
+    def _raw_values(self, values: Sequence[object] | np.ndarray) -> np.ndarray:
         """Numeric values (numeric kind) or level indices (categorical kinds), float64."""
         arr = np.asarray(values, dtype=object).reshape(-1)
         if self.kind == "numeric":

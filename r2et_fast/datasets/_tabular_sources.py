@@ -73,6 +73,11 @@ def _parse_adult(blobs: Mapping[str, bytes]) -> _Table:
     return _make_table(_ADULT_HEADER, rows, labels)
 
 
+def _field_getter(row: Sequence[str], first: Mapping[str, int]) -> Callable[[str], str]:
+    """column name → ``row``'s value in the first column of that name."""
+    return lambda c: row[first[c]]
+
+
 def _parse_with_header(blob: bytes, fname: str, label_col: str, label_of: Mapping[str, int],
                        keep: Callable[[Callable[[str], str]], bool] | None = None) -> _Table:
     header, *body = _csv_rows(blob, fname)
@@ -86,7 +91,7 @@ def _parse_with_header(blob: bytes, fname: str, label_col: str, label_of: Mappin
         if len(r) != len(header):
             raise ValueError(f"{fname}, line {lineno}: expected {len(header)} fields, got {len(r)}")
         r = [v.strip() for v in r]
-        if keep is not None and not keep(lambda c, r=r: r[first[c]]):
+        if keep is not None and not keep(_field_getter(r, first)):
             continue
         lab = r[first[label_col]]
         if lab not in label_of:

@@ -145,11 +145,13 @@ def load_tabular(name: str, *, seed: int = 0, val_fraction: float = 0.1, test_fr
     dtype = check_float_dtype(dtype)
 
     table = _table(name, data_dir)
+    prepared = table.prepared
+    assert prepared is not None  # _table always fills it
     idx = stratified_split(table.labels, val_fraction, test_fraction, seed)
     tr = idx[0].numpy()
-    encoder = TabularEncoder(tuple(c._fitted_raw(table.prepared[c.column][tr]) for c in src.encoder.columns))
-    x = np.concatenate([c._block(table.prepared[c.column]) for c in encoder.columns], axis=1)
-    x = torch.from_numpy(x).to(dtype)
+    encoder = TabularEncoder(tuple(c._fitted_raw(prepared[c.column][tr]) for c in src.encoder.columns))
+    x = torch.from_numpy(np.concatenate([c._block(prepared[c.column]) for c in encoder.columns],
+                                        axis=1)).to(dtype)
     y = torch.from_numpy(table.labels.copy())
     return TabularDataset(
         x_train=x[idx[0]], y_train=y[idx[0]], x_val=x[idx[1]], y_val=y[idx[1]],

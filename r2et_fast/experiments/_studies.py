@@ -22,6 +22,7 @@ from r2et_fast.datasets import Split
 from r2et_fast.experiments._specs import DatasetSpec
 from r2et_fast.experiments.protocol import data_box, explain_targets
 from r2et_fast.explain import AdjacencyGradXInput, IntegratedGradients, Saliency, SmoothGrad
+from r2et_fast.explain._score import TRAINING_SCORE
 from r2et_fast.metrics import COMP, DFFOT, SUFF, Sensitivity, prediction_auc
 from r2et_fast.thickness import topk_thickness
 
@@ -60,8 +61,8 @@ def eval_samples(data: Split, cfg: ReproduceConfig, limit: int | None = None,
 def attacked_explainer(spec: DatasetSpec, model):
     """The attacked explanation of the data set (loss score, like the attacks' default)."""
     if spec.explainer == "adjacency":
-        return AdjacencyGradXInput(model, score="loss")
-    return Saliency(model, score="loss")
+        return AdjacencyGradXInput(model, score=TRAINING_SCORE)
+    return Saliency(model, score=TRAINING_SCORE)
 
 
 def run_attack(attack_cls, model, data, spec, b: Budget, cfg, x, y, **kw):
@@ -88,8 +89,8 @@ def variants(model, data, spec, b: Budget, cfg) -> dict:
     short = b.scaled(cfg.variant_steps)
     explainers = {
         "smoothgrad": SmoothGrad(model, n_samples=cfg.smoothgrad_samples, stdev=spec.smoothgrad_stdev, seed=0,
-                                 score="loss", abs=True),
-        "ig": IntegratedGradients(model, n_steps=cfg.ig_steps, method="gausslegendre", score="loss",
+                                 score=TRAINING_SCORE, abs=True),
+        "ig": IntegratedGradients(model, n_steps=cfg.ig_steps, method="gausslegendre", score=TRAINING_SCORE,
                                   abs=True),
     }
     out = {}

@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 
 from r2et_fast._io import save_json
 from r2et_fast._validation import NORMS
+from r2et_fast.bounds import ATTRIBUTIONS
 from r2et_fast.datasets import Split, load_mnist
 from r2et_fast.engine import AUTO
 from r2et_fast.experiments._bounds_diagnostics import JUMP_RADIUS, accuracy, jump, tied_pool_share
@@ -56,7 +57,6 @@ __all__ = ["ATTRIBUTIONS", "DATASET", "JUMP_RADIUS", "L2_EPS", "LINF_EPS", "NORM
            "render_report", "run_bounds", "summary_table", "tied_pool_share"]
 
 DATASET = "mnist"  # single digits, 10 classes, pixels in [0, 1]
-ATTRIBUTIONS = ("saliency", "gradxinput", "ig")
 L2_EPS = (0.05, 0.1, 0.2)
 LINF_EPS = (0.01, 0.03, 0.05)
 

@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 from r2et_fast import _backend
 from r2et_fast.datasets import make_tabular
 from r2et_fast.explain import Saliency
+from r2et_fast.explain._score import TRAINING_SCORE
 from r2et_fast.metrics import rank_metrics
 from r2et_fast.models import TabularMLP
 
@@ -57,7 +58,7 @@ def run_demo(cfg: DemoConfig = DemoConfig(), *, progress: bool = True) -> dict:
     model.eval()
     with torch.no_grad():
         accuracy = (model(split.x_test).argmax(1) == split.y_test).float().mean().item()
-    explainer = Saliency(model, score="loss")  # the authors' code explains the loss
+    explainer = Saliency(model, score=TRAINING_SCORE)  # the authors' code explains the loss
     clean = explainer.attribute(split.x_test, target=split.y_test)
     noise = cfg.noise * torch.randn(split.x_test.shape, generator=generator)
     noisy = explainer.attribute(split.x_test + noise, target=split.y_test)

@@ -67,6 +67,12 @@ class Explainer:
     """
 
     _defaults: ClassVar[dict[str, Any]] = {}
+    # Hyper-parameters every explainer has (``_check_common`` requires them); ``__init__`` sets
+    # them from ``_defaults`` with setattr, so they are declared here for readers and type checkers.
+    score: str
+    abs: bool | None
+    reduce_channels: str | None
+    normalize: bool
 
     def __init__(self, model: Model, **params: Any) -> None:
         check_callable(model, "model")

@@ -76,16 +76,19 @@ class SiameseGCN(nn.Module):
     returns logits ``(B, 2)``; see the module docstring for the layout.
     """
 
+    _eye: torch.Tensor  # a buffer: declared so that attribute access is typed as a tensor
+
     def __init__(self, n_nodes: int, n_classes: int = 2, hidden: tuple[int, int] = (256, 128),
                  activation: str = "relu", beta: float = 10.0, node_features: str = "identity") -> None:
         super().__init__()
         n_nodes = check_int(n_nodes, "n_nodes", 2)
         if n_classes != 2 or isinstance(n_classes, bool):
             raise ValueError(f"n_classes must be 2 (same class or not), got {n_classes!r}")
-        hidden = tuple(hidden) if isinstance(hidden, (tuple, list)) else hidden
-        if (not isinstance(hidden, tuple) or len(hidden) != 2
-                or not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in hidden)):
-            raise ValueError(f"hidden must be two positive ints (layer widths), got {hidden!r}")
+        # a list is accepted as well; checked as the tuple it becomes
+        widths: object = tuple(hidden) if isinstance(hidden, (tuple, list)) else hidden
+        if (not isinstance(widths, tuple) or len(widths) != 2
+                or not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in widths)):
+            raise ValueError(f"hidden must be two positive ints (layer widths), got {widths!r}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
         if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta > 0:
@@ -96,8 +99,8 @@ class SiameseGCN(nn.Module):
         self.n_nodes = n_nodes
         self.n_edges = triangle_size(n_nodes)
         self.node_features = node_features
-        self.conv1 = conv(n_nodes, hidden[0])
-        self.conv2 = conv(hidden[0], hidden[1])
+        self.conv1 = conv(n_nodes, widths[0])
+        self.conv2 = conv(widths[0], widths[1])
         self.act = make_activation(activation, float(beta))
         self.classifier = nn.Linear(1, 1)
         with torch.no_grad():  # start from z = s: a random a (or b) of either sign slows training a lot
