@@ -9,7 +9,7 @@ CUDA_HOME ?= $(shell sh scripts/find_cuda_home.sh)
 CUDA_ARCH ?= 9.0
 CSRC := $(shell find csrc -type f) setup.py pyproject.toml
 
-.PHONY: env run demo test lint cuda-check bench clean
+.PHONY: env run demo test lint cuda-check gpu-check bench clean
 
 $(VENV)/.deps: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,14 @@ cuda-check: $(CUDA_VENV)/.deps
 	CUDA_HOME=$(CUDA_HOME) TORCH_CUDA_ARCH_LIST=$(CUDA_ARCH) R2ET_FAST_FORCE_CUDA=1 MAX_JOBS=2 \
 		$(CUDA_PY) setup.py -q build_ext --build-lib build/cuda-check --build-temp build/cuda-check-tmp
 	$(CUDA_PY) scripts/cuda_check.py build/cuda-check
+
+# On a GPU machine (python3 with a CUDA torch, nvcc, pytest; no registry): builds in place, runs the
+# CUDA tests and benchmarks, writes gpu_check.{json,md} to $(OUT) (default build/gpu-check), all
+# within 6 minutes. Without a GPU it writes a report saying so and succeeds. It uses the venv's
+# Python where there is one (never copied to a GPU machine), else python3.
+GPU_PYTHON ?= $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+gpu-check:
+	$(GPU_PYTHON) scripts/gpu_check.py $(or $(OUT),build/gpu-check)
 
 clean:
 	rm -rf build r2et_fast/_C*.so *.egg-info

@@ -8,6 +8,28 @@ import torch
 BATCH, FEATURES, K = 1024, 784, 8
 
 
+def on_device(device: str) -> list:
+    """Marks of a benchmark on ``device``: "cuda" ones are marked ``cuda`` and skipped without a
+    GPU (``make gpu-check`` runs them)."""
+    if device != "cuda":
+        return []
+    return [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+
+
+def timed_on(device: str, fn):
+    """``fn`` as a closure to time on ``device``: CUDA kernels run asynchronously, so the timed call
+    waits for them."""
+    if device != "cuda":
+        return fn
+
+    def synchronised():
+        out = fn()
+        torch.cuda.synchronize()
+        return out
+
+    return synchronised
+
+
 @pytest.fixture(scope="session")
 def maps() -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(0)

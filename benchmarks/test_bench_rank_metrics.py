@@ -2,7 +2,9 @@
 the per-row way research code computes them (Python sets for P@k, a loop of scipy.stats calls).
 
 Run with ``make bench`` (or ``pytest benchmarks --benchmark-enable --benchmark-only``); the ratios
-go to ``benchmarks/RESULTS.md`` via ``benchmarks/report.py``. Group = metric, name = way.
+go to ``benchmarks/RESULTS.md`` via ``benchmarks/report.py``. Group = metric, name = way. On a GPU
+(``make gpu-check``) the native CUDA kernels are timed against the reference on CUDA tensors, in the
+groups "<metric>, cuda".
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import pytest
 import scipy.stats
 
 import r2et_fast
-from benchmarks.conftest import K
+from benchmarks.conftest import K, on_device, timed_on
 
 pytestmark = pytest.mark.skipif(not r2et_fast.native_available(), reason="native extension not built")
 
@@ -50,18 +52,24 @@ METRICS = {
 ROUNDS = {"reference": {"kendall_tau": 2}, "per_row": {}, "native": {}}
 
 
-@pytest.mark.parametrize("way", ["native", "reference", "per_row"])
+# (way, device): the per-row numpy way runs on the CPU only.
+WAYS = [pytest.param(way, device, id=f"{device}-{way}", marks=on_device(device))
+        for device, ways in (("cpu", ("native", "reference", "per_row")), ("cuda", ("native", "reference")))
+        for way in ways]
+
+
+@pytest.mark.parametrize(("way", "device"), WAYS)
 @pytest.mark.parametrize("metric", list(METRICS))
-def test_rank_metric(benchmark, maps, metric, way):
-    a, b = maps
+def test_rank_metric(benchmark, maps, metric, way, device):
+    a, b = (t.to(device) for t in maps)
     op, per_row = METRICS[metric]
-    benchmark.group = metric
+    benchmark.group = metric if device == "cpu" else f"{metric}, {device}"
     benchmark.name = way
     if way == "per_row":
         an, bn = a.numpy(), b.numpy()
         fn = lambda: per_row(an, bn)  # noqa: E731
     else:
-        fn = lambda: op(a, b, backend=way)  # noqa: E731
+        fn = timed_on(device, lambda: op(a, b, backend=way))
     rounds = ROUNDS[way].get(metric, 5)
     result = benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=1 if rounds > 2 else 0)
     assert len(result) == a.shape[0]

@@ -1,14 +1,19 @@
-"""Shared fixtures: backends under test and numpy/scipy oracles for the ranking metrics."""
+"""Shared fixtures: backends and devices under test, and numpy/scipy oracles for the ranking
+metrics."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import scipy.stats
+import torch
 
 import r2et_fast
+from r2et_fast._ops import has_kernel
+from r2et_fast.ops._table import DEVICES, names
 
 BACKENDS = ["native", "reference"]
+NO_GPU = "needs a CUDA GPU (torch.cuda.is_available() is False)"
 
 
 def backend_param(name: str):
@@ -26,6 +31,43 @@ def backend(request) -> str:
 requires_native = pytest.mark.skipif(
     not r2et_fast.native_available(), reason="native extension not built"
 )
+
+
+# ---- devices: the native kernels of every device of the ops table ----------------------------
+
+def device_param(name: str):
+    """``name`` as a test parameter; "cuda" is marked ``cuda`` and skipped without a GPU."""
+    if name == "cuda":
+        return pytest.param(name, id=name, marks=[pytest.mark.cuda,
+                                                  pytest.mark.skipif(not torch.cuda.is_available(),
+                                                                     reason=NO_GPU)])
+    return pytest.param(name, id=name)
+
+
+def require_kernels(device: str) -> None:
+    """Skip on the CPU without the extension; fail where a GPU is visible but the extension or a
+    CUDA kernel is missing, since that is a broken build rather than a missing device."""
+    if not r2et_fast.native_available():
+        if device == "cuda":
+            pytest.fail("a CUDA GPU is visible but the r2et_fast extension is not loaded")
+        pytest.skip("native extension not built")
+    missing = [op for op in names() if not has_kernel(op, device)]
+    if missing:
+        pytest.fail(f"the extension was built without {device} kernels for {missing}")
+
+
+@pytest.fixture(params=[device_param(d) for d in DEVICES])
+def device(request) -> str:
+    """Every device of the ops table; tests using it exercise that device's native kernels."""
+    require_kernels(request.param)
+    return request.param
+
+
+@pytest.fixture(params=[device_param("cuda")])
+def cuda_device(request) -> str:
+    """For what only a GPU can show: CUDA streams, tensors on two devices."""
+    require_kernels(request.param)
+    return request.param
 
 
 # ---- numpy / scipy oracles, one row at a time (the way research code computes them) ----------

@@ -5,23 +5,16 @@ callables (``r2et_fast.metrics``), differentiable explanations (``r2et_fast.expl
 backend switch (``set_backend``, ``use_backend``, ``backend``).
 """
 
+from r2et_fast import ops
 from r2et_fast._backend import BACKENDS, backend, set_backend, use_backend
 from r2et_fast._ops import native_available
-from r2et_fast.ops import (
-    cosine,
-    hessian_fd_norm,
-    kendall_tau,
-    kendall_tau_topk,
-    mse,
-    pearson,
-    precision_at_k,
-    projected_step,
-    ranks,
-    spearman,
-    topk_indices,
-    topk_pair_gap,
-)
-from r2et_fast.thickness import ThicknessResult, topk_pair_agreement, topk_thickness
+from r2et_fast.ops._table import public_names as _public_op_names
+from r2et_fast.thickness import ThicknessResult, topk_thickness
+
+# Every public op of the ops table (r2et_fast/ops/_table.py), as r2et_fast.<name>.
+for _name in _public_op_names():
+    globals()[_name] = getattr(ops, _name)
+del _name
 
 __version__ = "0.1.0"
 
@@ -31,19 +24,7 @@ __all__ = [
     "set_backend",
     "use_backend",
     "native_available",
-    "topk_indices",
-    "ranks",
-    "precision_at_k",
-    "kendall_tau",
-    "kendall_tau_topk",
-    "spearman",
-    "pearson",
-    "mse",
-    "cosine",
-    "topk_pair_gap",
-    "hessian_fd_norm",
-    "projected_step",
-    "topk_pair_agreement",
+    *_public_op_names(),
     "topk_thickness",
     "ThicknessResult",
 ]

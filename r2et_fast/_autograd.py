@@ -1,44 +1,15 @@
-"""Autograd and fake-tensor (torch.compile) registrations for the native ops.
+"""Autograd and fake-tensor (torch.compile) registrations for the native ops, row by row of the
+ops table (``r2et_fast/ops/_table.py``).
 
-Rankings are piecewise constant: their ops are registered as non-differentiable. The value-based
-similarities (Pearson, MSE, cosine) get analytic backward formulas written with torch ops, so they
-are differentiable twice (gradgradcheck passes).
+Rankings are piecewise constant: their ops get an Autograd fallthrough (non-differentiable). The
+value-based similarities (Pearson, MSE, cosine) get analytic backward formulas written with torch
+ops, so they are differentiable twice (gradgradcheck passes); the regulariser ops have native
+backward ops whose own derivatives come from their twins.
 """
 
 from __future__ import annotations
 
 import torch
-
-
-def _per_row(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return a.new_empty(a.shape[0])
-
-
-def _register_fakes() -> None:
-    torch.library.register_fake("r2et_fast::topk_indices")(
-        lambda x, k: x.new_empty((x.shape[0], k), dtype=torch.int64))
-    torch.library.register_fake("r2et_fast::ranks")(lambda x: x.new_empty(x.shape, dtype=torch.int64))
-    for op in ("precision_at_k", "kendall_tau_topk"):
-        torch.library.register_fake(f"r2et_fast::{op}")(lambda a, b, k: _per_row(a, b))
-    for op in ("kendall_tau", "spearman", "pearson", "mse", "cosine"):
-        torch.library.register_fake(f"r2et_fast::{op}")(_per_row)
-    torch.library.register_fake("r2et_fast::topk_pair_gap")(_pair_gap_fake)
-    torch.library.register_fake("r2et_fast::topk_pair_agreement")(
-        lambda maps, top: maps.new_empty(maps.shape[0]))
-    torch.library.register_fake("r2et_fast::topk_pair_gap_backward")(
-        lambda grad, maps, hi, lo, pairs, transform: torch.empty_like(maps))
-    torch.library.register_fake("r2et_fast::hessian_fd_norm")(lambda gx, gxv, kappa: _per_row(gx, gxv))
-    torch.library.register_fake("r2et_fast::hessian_fd_norm_backward")(
-        lambda grad, gx, gxv, kappa: (torch.empty_like(gx), torch.empty_like(gx)))
-
-
-def _pair_gap_fake(maps, k, pairs, transform, n_pairs):
-    from r2et_fast.reference.regularizers import pair_rank_positions
-
-    batch, n = maps.shape
-    width = k if pairs == "all" else len(pair_rank_positions(pairs, k, n, n_pairs)[0])
-    return (maps.new_empty(batch), maps.new_empty((batch, width), dtype=torch.int64),
-            maps.new_empty((batch, 0 if pairs == "all" else width), dtype=torch.int64))
 
 
 def _save_inputs(ctx, inputs, output) -> None:
@@ -144,16 +115,38 @@ def _hessian_double_backward(ctx, up_x, up_xv):
     return d_grad, d_x, d_xv, None
 
 
-def register() -> None:
-    _register_fakes()
-    torch.library.register_autograd("r2et_fast::topk_pair_gap", _pair_gap_backward,
-                                    setup_context=_pair_gap_setup)
-    torch.library.register_autograd("r2et_fast::topk_pair_gap_backward", _pair_gap_double_backward,
-                                    setup_context=_pair_gap_backward_setup)
-    torch.library.register_autograd("r2et_fast::hessian_fd_norm", _hessian_backward,
-                                    setup_context=_hessian_setup)
-    torch.library.register_autograd("r2et_fast::hessian_fd_norm_backward", _hessian_double_backward,
-                                    setup_context=_hessian_backward_setup)
-    for op, backward in (("mse", _mse_backward), ("cosine", _cosine_backward),
-                         ("pearson", _pearson_backward)):
-        torch.library.register_autograd(f"r2et_fast::{op}", backward, setup_context=_save_inputs)
+# The backward (and its setup_context) of every op the table marks differentiable.
+FORMULAS = {
+    "pearson": (_pearson_backward, _save_inputs),
+    "mse": (_mse_backward, _save_inputs),
+    "cosine": (_cosine_backward, _save_inputs),
+    "topk_pair_gap": (_pair_gap_backward, _pair_gap_setup),
+    "topk_pair_gap_backward": (_pair_gap_double_backward, _pair_gap_backward_setup),
+    "hessian_fd_norm": (_hessian_backward, _hessian_setup),
+    "hessian_fd_norm_backward": (_hessian_double_backward, _hessian_backward_setup),
+}
+
+# Holds the Autograd fallthroughs: torch removes a library's registrations when it is collected.
+_library: torch.library.Library | None = None
+
+
+def register(ops) -> None:
+    """Fake kernels for every op of ``ops`` (rows of ``r2et_fast/ops/_table.py``), the backward of
+    each differentiable one and an Autograd fallthrough for the others."""
+    global _library
+    if _library is not None:
+        return
+    missing = [op.name for op in ops if op.differentiable and op.name not in FORMULAS]
+    if missing:
+        raise RuntimeError(f"ops marked differentiable in r2et_fast/ops/_table.py have no backward in "
+                           f"r2et_fast/_autograd.py FORMULAS: {missing}")
+    _library = torch.library.Library("r2et_fast", "IMPL")
+    for op in ops:
+        qualname = f"r2et_fast::{op.name}"
+        torch.library.register_fake(qualname)(op.fake)
+        if op.differentiable:
+            backward, setup = FORMULAS[op.name]
+            torch.library.register_autograd(qualname, backward, setup_context=setup)
+        else:
+            # Piecewise-constant outputs carry no gradient: skip autograd entirely (no grad_fn).
+            _library.impl(op.name, torch.library.fallthrough_kernel, "Autograd")

@@ -1,7 +1,9 @@
 """Loads the compiled extension (``r2et_fast._C``) once and answers what it provides.
 
 Importing the package never fails because of the extension: when it cannot be loaded, one warning
-is issued and every op runs on the plain-PyTorch reference backend.
+is issued and every op runs on the plain-PyTorch reference backend. The ops' autograd and fake
+registrations follow from the ops table and are made by ``r2et_fast.ops``, which the package
+always imports.
 """
 
 from __future__ import annotations
@@ -22,10 +24,6 @@ except ImportError as exc:  # not built, or built against another torch
         RuntimeWarning,
         stacklevel=2,
     )
-else:
-    from r2et_fast import _autograd
-
-    _autograd.register()
 
 
 def native_available() -> bool:

@@ -2,27 +2,28 @@
 
 Usage: ``python scripts/cuda_check.py BUILD_LIB_DIR``.
 
-Loads ``BUILD_LIB_DIR/r2et_fast/_C*.so`` and asserts that **every** op of the ``r2et_fast``
-namespace (as the dispatcher lists them after loading; cross-checked against the ``m.def`` lines
-of ``csrc/ops/r2et_fast.cpp``) has a CPU and a CUDA kernel. On a machine without a GPU that proves
-the CUDA code compiled and linked; with a GPU it also runs every op on small random CUDA inputs
-(with ties) and compares with the CPU kernel in float64. An op without check inputs in ``CASES``
-fails the check, so a new op cannot slip through unchecked.
+Loads ``BUILD_LIB_DIR/r2et_fast/_C*.so`` and asserts that **every** op of the ops table
+(``r2et_fast/ops/_table.py``, loaded by file path: this environment need not have r2et_fast
+installed) has a kernel for every device of the table, and that the library defines exactly the
+table's ops. On a machine without a GPU that proves the CUDA code compiled and linked; with a GPU
+it also runs every op on small random CUDA inputs (with ties) and compares with the CPU kernel in
+float64. A table row without check inputs in ``CASES`` fails the check, so a new op cannot slip
+through unchecked.
 """
 
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
-import re
 import sys
 from collections.abc import Callable
 
 import torch
 
 NAMESPACE = "r2et_fast"
-SCHEMA_SOURCE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                             "csrc", "ops", "r2et_fast.cpp")
+TABLE_SOURCE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            "r2et_fast", "ops", "_table.py")
 ATOL = 1e-10
 RTOL = 1e-12  # the pair-gap sums reach ~1e4: allow for the different order of the additions
 ROWS, N = 5, 37
@@ -128,12 +129,29 @@ def ops_in_library() -> list[str]:
     return sorted(names)
 
 
-def ops_in_source() -> list[str] | None:
-    """The ops ``m.def``-ined in the schema source, or None when it is not there."""
-    if not os.path.isfile(SCHEMA_SOURCE):
-        return None
-    with open(SCHEMA_SOURCE, encoding="utf-8") as f:
-        return sorted(set(re.findall(r'm\.def\(\s*"(\w+)\(', f.read())))
+def load_table():
+    """The ops table module, loaded from its file (it imports nothing from r2et_fast)."""
+    spec = importlib.util.spec_from_file_location("_r2et_fast_ops_table", TABLE_SOURCE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+def table_problems(table_ops: list[str], library_ops: list[str], cases) -> list[str]:
+    """Disagreements between the table, the built library and ``cases``: each fails the check."""
+    problems = []
+    if not library_ops:
+        problems.append(f"the library registers no {NAMESPACE}:: ops")
+    unlisted = sorted(set(library_ops) - set(table_ops))
+    if unlisted:
+        problems.append(f"ops in the build but not in {TABLE_SOURCE}: {unlisted}")
+    unbuilt = sorted(set(table_ops) - set(library_ops))
+    if unbuilt:
+        problems.append(f"ops in {TABLE_SOURCE} but not in the build (stale?): {unbuilt}")
+    problems += [f"{op}: no check inputs: add it to CASES in {os.path.abspath(__file__)}"
+                 for op in table_ops if op not in cases]
+    return problems
 
 
 def _same_tensor(cpu: torch.Tensor, gpu: torch.Tensor, as_set: bool = False) -> str | None:
@@ -183,28 +201,23 @@ def main(argv: list[str]) -> int:
         print(f"cuda-check: FAILED: cannot load {libs[0]}: {exc}", file=sys.stderr)
         return 1
 
-    failures = []
-    ops = ops_in_library()
-    if not ops:
-        failures.append(f"the library registers no {NAMESPACE}:: ops")
-    source_ops = ops_in_source()
-    if source_ops is not None:
-        stale = sorted(set(source_ops) - set(ops))
-        if stale:
-            failures.append(f"ops defined in {SCHEMA_SOURCE} but not in the build (stale?): {stale}")
-    print(f"  {len(ops)} {NAMESPACE} ops in {os.path.basename(libs[0])}")
+    table = load_table()
+    ops = table.names()
+    failures = table_problems(ops, ops_in_library(), CASES)
+    keys = [device.upper() for device in table.DEVICES]  # the dispatch key of each device's kernels
+    print(f"  {len(ops)} {NAMESPACE} ops in the table, checked in {os.path.basename(libs[0])}")
     width = max((len(op) for op in ops), default=0) + 1
     for op in ops:
         name = f"{NAMESPACE}::{op}"
-        has = {key: torch._C._dispatch_has_kernel_for_dispatch_key(name, key)
-               for key in ("CPU", "CUDA")}
+        try:
+            has = {key: torch._C._dispatch_has_kernel_for_dispatch_key(name, key) for key in keys}
+        except RuntimeError:  # not defined by the library (reported above)
+            continue
         missing = [key for key, present in has.items() if not present]
-        print(f"  {op:{width}s} CPU kernel: {'yes' if has['CPU'] else 'NO'}   "
-              f"CUDA kernel: {'yes' if has['CUDA'] else 'NO'}")
+        print(f"  {op:{width}s} " + "   ".join(f"{key} kernel: {'yes' if has[key] else 'NO'}"
+                                                for key in keys))
         if missing:
             failures.append(f"{op}: no {' / '.join(missing)} kernel registered")
-        if op not in CASES:
-            failures.append(f"{op}: no check inputs: add it to CASES in {os.path.abspath(__file__)}")
 
     ran_on = None
     if not failures and torch.cuda.is_available():

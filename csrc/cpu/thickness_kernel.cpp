@@ -1,4 +1,4 @@
-// CPU kernel of topk_pair_agreement, the per-point count behind the top-k thickness (SPEC §2):
+// CPU kernel of topk_pair_agreement, the per-point count behind the top-k thickness (docs/spec.md §2):
 // per row, the fraction of the k(n - k) ordered pairs (i in top, j not in top) with
 // maps[i] >= maps[j] (ties count as satisfied: 1[h >= 0]).
 //

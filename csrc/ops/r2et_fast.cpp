@@ -1,6 +1,7 @@
 // The one op schema of the r2et_fast extension. Implementations register themselves per backend
-// (csrc/cpu/*_kernel.cpp, csrc/cuda/*_kernel.cu); autograd is registered from Python
-// (r2et_fast/_ops.py), so this file knows nothing about devices or gradients.
+// (csrc/cpu/*_kernel.cpp, csrc/cuda/*_kernel.cu); autograd (backward formulas, or a fallthrough for
+// the non-differentiable ops) and fake kernels are registered from Python, one row per op of
+// r2et_fast/ops/_table.py, so this file knows nothing about devices or gradients.
 #include <Python.h>
 #include <torch/library.h>
 
@@ -32,7 +33,7 @@ TORCH_LIBRARY(r2et_fast, m) {
   // projected onto the eps-ball around x0 (norm l2 | linf) and the box [lower, upper] (per feature).
   m.def("projected_step(Tensor x, Tensor grad, Tensor x0, float alpha, float eps, str step_norm,"
         " str norm, Tensor? lower, Tensor? upper) -> Tensor");
-  // Top-k thickness (SPEC §2): per row, the fraction of the k(n - k) ordered pairs (i in top,
+  // Top-k thickness (docs/spec.md §2): per row, the fraction of the k(n - k) ordered pairs (i in top,
   // j not in top) with maps[i] >= maps[j]. top (B, k) int64 holds distinct feature indices
   // (T_k of the clean explanation). Returns (B,) in the dtype of maps.
   m.def("topk_pair_agreement(Tensor maps, Tensor top) -> Tensor");
@@ -42,14 +43,4 @@ TORCH_LIBRARY(r2et_fast, m) {
 PyMODINIT_FUNC PyInit__C(void) {
   static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
   return PyModule_Create(&module);
-}
-
-// Rankings are piecewise constant: their outputs carry no gradient, so autograd is skipped
-// entirely (no grad_fn). The value-based similarities get backward formulas from Python.
-TORCH_LIBRARY_IMPL(r2et_fast, Autograd, m) {
-  for (const char* op : {"topk_indices", "ranks", "precision_at_k", "kendall_tau",
-                         "kendall_tau_topk", "spearman", "projected_step",
-                         "topk_pair_agreement"}) {
-    m.impl(op, torch::CppFunction::makeFallthrough());
-  }
 }

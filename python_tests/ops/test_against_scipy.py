@@ -1,4 +1,5 @@
-"""Every ranking/similarity op, on both backends, against numpy/scipy computed row by row."""
+"""Every ranking/similarity op, on both backends, against numpy/scipy computed row by row; and the
+native kernels of every device against their twins (run on CPU copies) and the CPU kernel."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from python_tests.conftest import (
     np_topk,
     requires_native,
 )
+from python_tests.ops.kernel_cases import DTYPES, assert_matches, k_values, layouts, maps, native
+from r2et_fast import reference
 
 
 def make_pair(batch, n, ties, seed=0, dtype=torch.float64):
@@ -195,3 +198,105 @@ def test_constant_row_whose_mean_rounds_is_nan(backend):
     b = torch.randn(1, 784, dtype=torch.float64)
     assert torch.isnan(r2et_fast.pearson(a, b, backend=backend)).all()
     assert torch.isnan(r2et_fast.pearson(b, a, backend=backend)).all()
+
+
+# ---- the native kernels on every device against their twins -------------------------------------
+
+PAIR_OPS = ("kendall_tau", "spearman", "pearson", "mse", "cosine")
+PAIR_K_OPS = ("precision_at_k", "kendall_tau_topk")
+KERNEL_CASES = [pytest.param(n, dtype, ties, id=f"n{n}-{str(dtype)[6:]}-{'ties' if ties else 'distinct'}")
+                for n in (2, 3, 50, 784) for dtype in DTYPES for ties in (False, True)]
+BATCHES = (1, 7, 64)
+
+
+@pytest.mark.parametrize(("n", "dtype", "ties"), KERNEL_CASES)
+def test_ranking_kernels_match_twin(device, n, dtype, ties):
+    for batch in BATCHES:
+        x = maps(batch, n, dtype, seed=1, ties=ties)
+        expected = {("ranks",): reference.ranks(x)}
+        for k in k_values(n):
+            expected[("topk_indices", k)] = reference.topk_indices(x, k)
+        for (op, *extra), want in expected.items():
+            assert_matches(native(op)(x, *extra), want)  # the CPU kernel agrees too
+            for view in layouts(x, device):
+                got = native(op)(view, *extra)
+                assert got.device.type == device
+                assert_matches(got, want)
+
+
+@pytest.mark.parametrize(("n", "dtype", "ties"), KERNEL_CASES)
+def test_pair_kernels_match_twin(device, n, dtype, ties):
+    """Every device's kernel against the CPU kernel on all rows and against the twin on the rows
+    the twin checks: all of them, except for the O(n^2) Kendall twins (the first few rows; the
+    kernels treat rows independently)."""
+    for batch in BATCHES:
+        a = maps(batch, n, dtype, seed=2, ties=ties)
+        b = maps(batch, n, dtype, seed=3, ties=ties)
+        calls = [(op,) for op in PAIR_OPS] + [(op, k) for op in PAIR_K_OPS for k in k_values(n)]
+        # a contiguous with b contiguous, a strided with b transposed, a transposed with b strided
+        (a0, a1, a2), (b0, b1, b2) = layouts(a, device), layouts(b, device)
+        views = ((a0, b0), (a1, b2), (a2, b1))
+        for op, *extra in calls:
+            rows = min(batch, 4) if op.startswith("kendall") else batch
+            twin = getattr(reference, op)(a[:rows], b[:rows], *extra)
+            cpu = native(op)(a, b, *extra)
+            assert_matches(cpu[:rows], twin)
+            for ga, gb in views:
+                got = native(op)(ga, gb, *extra)
+                assert got.device.type == device
+                assert_matches(got[:rows], twin)
+                assert_matches(got, cpu)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kernels_give_nan_where_undefined(device, dtype):
+    a = maps(4, 50, dtype, seed=4, ties=True)
+    b = maps(4, 50, dtype, seed=5, ties=True)
+    a[1] = 1.5  # constant row: Kendall, Spearman, Pearson undefined
+    b[2] = -0.5
+    a[3] = 0.0  # zero row: cosine undefined as well
+    ga, gb = a.to(device), b.to(device)
+    for op in ("kendall_tau", "spearman", "pearson"):
+        got = native(op)(ga, gb).cpu()
+        assert torch.isnan(got[1:]).all() and torch.isfinite(got[0]), (op, got)
+        assert_matches(got, native(op)(a, b))
+    got = native("cosine")(ga, gb).cpu()
+    assert torch.isnan(got[3]) and torch.isfinite(got[:3]).all(), got
+    # T_1(a) has a single feature, hence no pairs: NaN.
+    assert torch.isnan(native("kendall_tau_topk")(ga, gb, 1).cpu()).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kernels_tie_signed_zeros(device, dtype):
+    x = torch.tensor([[0.0, -0.0, 1.0, -0.0, 0.0, -1.0]], dtype=dtype)
+    y = torch.tensor([[-0.0, 0.0, 0.0, 2.0, -0.0, 1.0]], dtype=dtype)
+    gx, gy = x.to(device), y.to(device)
+    assert native("ranks")(gx).cpu().tolist() == [[1, 2, 0, 3, 4, 5]]
+    assert_matches(native("topk_indices")(gx, 3), reference.topk_indices(x, 3))
+    for op in ("kendall_tau", "spearman"):
+        assert_matches(native(op)(gx, gy), getattr(reference, op)(x, y))
+
+
+def test_kernels_on_many_features(device):
+    """Several pair-kernel tiles per row, long j loops, many ties: against the CPU kernel, and the
+    O(n^2) twins on the first row."""
+    a = maps(3, 3001, torch.float64, seed=6, ties=True)
+    b = a + 0.5 * maps(3, 3001, torch.float64, seed=7, ties=True)
+    ga, gb = a.to(device), b.to(device)
+    for op, *extra in (("kendall_tau",), ("spearman",), ("kendall_tau_topk", 2000)):
+        got, cpu = native(op)(ga, gb, *extra), native(op)(a, b, *extra)
+        assert_matches(got, cpu)
+        assert_matches(got[:1], getattr(reference, op)(a[:1], b[:1], *extra))
+
+
+def test_kernels_on_a_side_stream(cuda_device):
+    a = maps(16, 100, torch.float64, seed=8, ties=True)
+    b = maps(16, 100, torch.float64, seed=9, ties=True)
+    ga, gb = a.cuda(), b.cuda()
+    torch.cuda.synchronize()
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream):
+        outs = {op: native(op)(ga, gb) for op in PAIR_OPS}
+    stream.synchronize()
+    for op, got in outs.items():
+        assert_matches(got, native(op)(a, b))

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 import r2et_fast
-from python_tests.conftest import requires_native
 
 PAIR_OPS = ["kendall_tau", "spearman", "pearson", "mse", "cosine"]
 PAIR_K_OPS = ["precision_at_k", "kendall_tau_topk"]
@@ -84,38 +83,67 @@ def test_unknown_backend_is_rejected():
         r2et_fast.mse(good(), good(), backend="fast")
 
 
-# ---- the C++ layer itself: same exceptions, no Python checks in front of it ------------------
+# ---- the C++ layer itself, on every device: same exceptions, no Python checks in front of it ----
 
-@requires_native
 @pytest.mark.parametrize("name", PAIR_OPS + PAIR_K_OPS)
-def test_cpp_layer_rejects(name):
+def test_cpp_layer_rejects(device, name):
     op = getattr(torch.ops.r2et_fast, name)
     extra = [3] if name in PAIR_K_OPS else []
-    nan = good()
-    nan[2, 9] = float("nan")
-    with pytest.raises(ValueError, match="a contains NaN or Inf"):
-        op(nan, good(), *extra)
+
+    def on(*tensors):
+        return [t.to(device) for t in tensors]
+
+    for bad_value in (float("nan"), float("inf")):
+        bad = good()
+        bad[2, 9] = bad_value
+        with pytest.raises(ValueError, match="a contains NaN or Inf"):
+            op(*on(bad, good()), *extra)
+        with pytest.raises(ValueError, match="b contains NaN or Inf"):
+            op(*on(good(), bad), *extra)
     with pytest.raises(ValueError, match="same shape"):
-        op(good(), good(2, 10), *extra)
+        op(*on(good(), good(2, 10)), *extra)
+    with pytest.raises(ValueError, match="same shape"):
+        op(*on(good(), good(3, 5)), *extra)
     with pytest.raises(ValueError, match="a must be a 2-D"):
-        op(good()[0], good()[0], *extra)
+        op(*on(good()[0], good()[0]), *extra)
     with pytest.raises(TypeError, match="a must be float32 or float64"):
-        op(good().int(), good().int(), *extra)
+        op(*on(good().int(), good().int()), *extra)
+    with pytest.raises(TypeError, match="a must be float32 or float64"):
+        op(*on(good().half(), good().half()), *extra)
     with pytest.raises(TypeError, match="same dtype"):
-        op(good(), good().float(), *extra)
+        op(*on(good(), good().float()), *extra)
     with pytest.raises(ValueError, match="empty batch"):
-        op(good(0, 10), good(0, 10), *extra)
+        op(*on(good(0, 10), good(0, 10)), *extra)
     if extra:
         for k in (0, 10, 11):
             with pytest.raises(ValueError, match="k must satisfy"):
-                op(good(), good(), k)
+                op(*on(good(), good()), k)
 
 
-@requires_native
-def test_cpp_layer_rejects_single_map():
+def test_cpp_layer_rejects_single_map(device):
+    ops = torch.ops.r2et_fast
+    x = good().to(device)
     with pytest.raises(ValueError, match="k must satisfy"):
-        torch.ops.r2et_fast.topk_indices(good(), 0)
-    with pytest.raises(ValueError, match="x contains NaN or Inf"):
-        torch.ops.r2et_fast.ranks(torch.full((2, 3), float("inf")))
+        ops.topk_indices(x, 0)
+    with pytest.raises(ValueError, match="k must satisfy"):
+        ops.topk_indices(x, 10)
     with pytest.raises(ValueError, match="x needs at least 2 features"):
-        torch.ops.r2et_fast.topk_indices(good(2, 1), 1)
+        ops.topk_indices(good(2, 1).to(device), 1)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        ops.ranks(x.half())
+    for bad_value in (float("nan"), float("inf")):
+        bad = x.clone()
+        bad[1, 3] = bad_value
+        with pytest.raises(ValueError, match="x contains NaN or Inf"):
+            ops.ranks(bad)
+        with pytest.raises(ValueError, match="x contains NaN or Inf"):
+            ops.topk_indices(bad, 3)
+
+
+def test_cpp_layer_rejects_mixed_devices(cuda_device):
+    a, b = good(2, 10), good(2, 10)
+    for ga, gb in ((a.cuda(), b), (a, b.cuda())):
+        for name in PAIR_OPS + PAIR_K_OPS:
+            extra = [3] if name in PAIR_K_OPS else []
+            with pytest.raises(ValueError, match="a and b must be on the same device"):
+                getattr(torch.ops.r2et_fast, name)(ga, gb, *extra)

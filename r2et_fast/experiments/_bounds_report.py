@@ -88,7 +88,7 @@ def render_report(results: dict) -> str:
     methods, attributions = cfg["methods"], cfg["attributions"]
     subset = "" if cfg["max_train"] is None else f" on {cfg['max_train']} images"
     lines = [
-        "# Attribution-deviation bounds on MNIST (Wang & Kong, CVPR 2023; SPEC §7, §9)", "",
+        "# Attribution-deviation bounds on MNIST (Wang & Kong, CVPR 2023; docs/spec.md §7, §9)", "",
         f"Single-input softplus CNN (beta {cfg['softplus_beta']:g}; SP beta {cfg['sp_beta']:g}), 10 classes, "
         f"{cfg['epochs']} epochs{subset}; "
         f"first {results['n_test']} test images, explained class = prediction, pixels kept in [0, 1]. "

@@ -1,4 +1,4 @@
-"""Models of the papers (SPEC §8) and a registry that builds them from an input shape.
+"""Models of the papers (docs/spec.md §8) and a registry that builds them from an input shape.
 
 Every model maps one tensor batch x (B, ...) to class logits (B, C), so training, attacks and the
 ranking ops work on x.flatten(1) whatever the modality:

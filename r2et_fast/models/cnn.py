@@ -1,4 +1,4 @@
-"""The papers' MNIST CNNs (SPEC §8): the embedding CNN, its single-input classifier and the siamese
+"""The papers' MNIST CNNs (docs/spec.md §8): the embedding CNN, its single-input classifier and the siamese
 pair model (cosine similarity of the two embeddings -> one-unit linear classifier)."""
 
 from __future__ import annotations

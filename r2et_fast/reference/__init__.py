@@ -2,34 +2,15 @@
 
 They are the oracle for the kernel tests and the baseline of the benchmarks: batched and vectorised
 as far as plain PyTorch allows, and written to be read. They assume validated input (the public
-wrappers in ``r2et_fast.ops`` check it).
+wrappers in ``r2et_fast.ops`` check it). The twin of op ``name`` is
+``r2et_fast.reference.<module>.<name>``, the module named by its row of the ops table
+(``r2et_fast/ops/_table.py``); every twin is also exported here under the op's name.
 """
 
-from r2et_fast.reference.attacks import projected_step
-from r2et_fast.reference.ranking import (
-    kendall_tau,
-    kendall_tau_topk,
-    precision_at_k,
-    ranks,
-    spearman,
-    topk_indices,
-)
-from r2et_fast.reference.regularizers import hessian_fd_norm, topk_pair_gap
-from r2et_fast.reference.similarity import cosine, mse, pearson
-from r2et_fast.reference.thickness import topk_pair_agreement
+from r2et_fast.ops._table import OPS, names
 
-__all__ = [
-    "topk_indices",
-    "ranks",
-    "precision_at_k",
-    "kendall_tau",
-    "kendall_tau_topk",
-    "spearman",
-    "pearson",
-    "mse",
-    "cosine",
-    "topk_pair_gap",
-    "hessian_fd_norm",
-    "projected_step",
-    "topk_pair_agreement",
-]
+for _op in OPS:
+    globals()[_op.name] = _op.twin
+del _op
+
+__all__ = names()

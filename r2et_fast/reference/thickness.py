@@ -1,4 +1,4 @@
-"""Plain-PyTorch twin of the ``topk_pair_agreement`` kernel (SPEC §2, top-k thickness).
+"""Plain-PyTorch twin of the ``topk_pair_agreement`` kernel (docs/spec.md §2, top-k thickness).
 
 Assumes validated input: ``maps`` (B, n) finite float, ``top`` (B, k) int64 distinct indices in
 range, 1 <= k < n (``r2et_fast.thickness.topk_pair_agreement`` checks them).
