@@ -30,6 +30,7 @@ run: env
 
 lint: $(VENV)/.deps
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy r2et_fast
 
 test: env lint
 	$(PY) -m pytest -q

@@ -9,6 +9,9 @@ backward ops whose own derivatives come from their twins.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 
 
@@ -116,7 +119,7 @@ def _hessian_double_backward(ctx, up_x, up_xv):
 
 
 # The backward (and its setup_context) of every op the table marks differentiable.
-FORMULAS = {
+FORMULAS: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
     "pearson": (_pearson_backward, _save_inputs),
     "mse": (_mse_backward, _save_inputs),
     "cosine": (_cosine_backward, _save_inputs),

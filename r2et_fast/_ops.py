@@ -8,13 +8,15 @@ always imports.
 
 from __future__ import annotations
 
+import importlib
 import warnings
 
 import torch
 
 _load_error: str | None = None
 try:
-    from r2et_fast import _C  # noqa: F401  (registers torch.ops.r2et_fast.*)
+    # Loading the library registers torch.ops.r2et_fast.* (a compiled module: no stub to type-check).
+    importlib.import_module("r2et_fast._C")
 except ImportError as exc:  # not built, or built against another torch
     _load_error = f"{type(exc).__name__}: {exc}"
     warnings.warn(

@@ -100,7 +100,7 @@ def test_engines_agree(kappa):
 def test_training_with_either_engine_gives_the_same_model(method):
     data = make_tabular(n_samples=200, n_features=8, seed=1)
     data = type(data)(**{k: v.double() if v.is_floating_point() else v for k, v in vars(data).items()})
-    models = [train(data, TrainConfig(method=method, epochs=2, batch_size=50, k=3, engine=e), progress=False).model
-              for e in ("autograd", "batched")]
+    models = [train(data, TrainConfig(method=method, epochs=2, batch_size=50, k=3, engine=e),
+                    progress=False).model for e in ("autograd", "batched")]
     for p, q in zip(*(m.parameters() for m in models)):
         torch.testing.assert_close(p, q, rtol=1e-9, atol=1e-10)

@@ -36,7 +36,8 @@ def _digest(model: torch.nn.Module) -> str:
 def _fingerprint() -> str:
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(64, 37, generator=g), torch.randn(37, 29, generator=g)
-    conv = torch.nn.functional.conv2d(torch.randn(2, 1, 28, 28, generator=g), torch.randn(4, 1, 5, 5, generator=g))
+    image, kernel = torch.randn(2, 1, 28, 28, generator=g), torch.randn(4, 1, 5, 5, generator=g)
+    conv = torch.nn.functional.conv2d(image, kernel)
     return hashlib.sha256((a @ b).numpy().tobytes() + conv.numpy().tobytes()).hexdigest()[:12]
 
 

@@ -11,8 +11,8 @@ it applies. The ops ``backend`` (native kernel vs reference twin) is a separate,
 from r2et_fast.engine._autograd import AutogradEngine
 from r2et_fast.engine._base import (
     AUTO,
-    Gradients,
     GradientEngine,
+    Gradients,
     check_engine,
     engine_names,
     get_engine,

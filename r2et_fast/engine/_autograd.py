@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from r2et_fast.engine._base import Gradients, GradientEngine, Model, hessian_direction
+from r2et_fast.engine._base import GradientEngine, Gradients, Model, hessian_direction
 from r2et_fast.explain._score import score_gradient
 
 

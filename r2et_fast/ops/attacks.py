@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from r2et_fast import _ops, reference
+from r2et_fast import _ops
 from r2et_fast import _validation as v
 from r2et_fast.ops._dispatch import use_native
+from r2et_fast.reference import attacks as twin
 
 
 def _box_bound(bound, x: torch.Tensor, name: str) -> torch.Tensor | None:
@@ -58,16 +59,16 @@ def projected_step(x: torch.Tensor, grad: torch.Tensor, x0: torch.Tensor, alpha:
     for name, value in (("alpha", alpha), ("eps", eps)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
             raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    for name, value in (("step_norm", step_norm), ("norm", norm)):
-        if value not in v.NORMS:
-            raise ValueError(f"{name} must be one of {v.NORMS}, got {value!r}")
+    for name, choice in (("step_norm", step_norm), ("norm", norm)):
+        if choice not in v.NORMS:
+            raise ValueError(f"{name} must be one of {v.NORMS}, got {choice!r}")
     lo, hi = _box_bound(lower, x, "lower"), _box_bound(upper, x, "upper")
-    flat = [t.reshape(t.shape[0], -1) for t in (x, grad, x0)]
+    xf, gf, x0f = (t.reshape(t.shape[0], -1) for t in (x, grad, x0))
     args = (float(alpha), float(eps), step_norm, norm, lo, hi)
     if use_native("projected_step", x, backend):
-        out = _ops.native("projected_step")(*flat, *args)
+        out = _ops.native("projected_step")(xf, gf, x0f, *args)
     else:
-        for name, t in zip(("x", "grad", "x0"), flat):
+        for name, t in (("x", xf), ("grad", gf), ("x0", x0f)):
             v.check_finite(t, name)
-        out = reference.projected_step(*flat, *args)
+        out = twin.projected_step(xf, gf, x0f, *args)
     return out.view(x.shape)

@@ -3,6 +3,8 @@ Hessian norm, both differentiable twice."""
 
 from __future__ import annotations
 
+from typing import Literal, overload
+
 import torch
 
 from r2et_fast import _ops, reference
@@ -32,9 +34,25 @@ def _default_n_pairs(pairs: str, k: int, n: int, n_pairs: int | None) -> int:
     return n_pairs
 
 
+# (G_k, hi, lo): the gap per row and the indices of its pairs
+GapIndices = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+@overload
+def topk_pair_gap(maps: torch.Tensor, k: int, pairs: str = ..., transform: str = ...,
+                  n_pairs: int | None = ..., *, return_indices: Literal[False] = ...,
+                  backend: str | None = ...) -> torch.Tensor: ...
+@overload
+def topk_pair_gap(maps: torch.Tensor, k: int, pairs: str = ..., transform: str = ...,
+                  n_pairs: int | None = ..., *, return_indices: Literal[True],
+                  backend: str | None = ...) -> GapIndices: ...
+@overload
+def topk_pair_gap(maps: torch.Tensor, k: int, pairs: str = ..., transform: str = ...,
+                  n_pairs: int | None = ..., *, return_indices: bool,
+                  backend: str | None = ...) -> torch.Tensor | GapIndices: ...
 def topk_pair_gap(maps: torch.Tensor, k: int, pairs: str = "all", transform: str = "linear",
                   n_pairs: int | None = None, *, return_indices: bool = False,
-                  backend: str | None = None):
+                  backend: str | None = None) -> torch.Tensor | GapIndices:
     """R2ET's top-k pair-gap term G_k per row (docs/spec.md §3); differentiable w.r.t. ``maps``.
 
     The ranking (T_k and the pairs) is taken from ``maps`` and detached; the gaps
@@ -60,7 +78,7 @@ def topk_pair_gap(maps: torch.Tensor, k: int, pairs: str = "all", transform: str
         gap, hi, lo = _ops.native("topk_pair_gap")(maps, k, pairs, transform, n_pairs)
         return (gap, hi, lo) if return_indices else gap
     v.check_finite(maps, "maps")
-    gap = reference.topk_pair_gap(maps, k, pairs, transform, n_pairs)
+    gap = reference.regularizers.topk_pair_gap(maps, k, pairs, transform, n_pairs)
     if not return_indices:
         return gap
     return (gap, *reference.regularizers.pair_indices(maps, k, pairs, n_pairs))

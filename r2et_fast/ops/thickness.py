@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import torch
 
-from r2et_fast import _ops, reference
+from r2et_fast import _ops
 from r2et_fast import _validation as v
 from r2et_fast.ops._dispatch import use_native
+from r2et_fast.reference import thickness as twin
 
 
 def _check_top(maps: torch.Tensor, top) -> None:
@@ -54,4 +55,4 @@ def topk_pair_agreement(maps: torch.Tensor, top: torch.Tensor, *, backend: str |
         return _ops.native("topk_pair_agreement")(maps, top)  # the kernel checks the values
     _check_top_values(top, maps.shape[1])
     v.check_finite(maps, "maps")
-    return reference.thickness.topk_pair_agreement(maps, top)
+    return twin.topk_pair_agreement(maps, top)
