@@ -7,7 +7,7 @@ tests' passed/failed/skipped counts and failures, the CUDA-native vs CUDA-refere
 ratios) and one log per stage.
 
 Meant for a machine with Python, a CUDA build of torch, nvcc and pytest already installed and no
-package registry (see ``../shared/BUILD-NOTES.md``). Every stage has a timeout, and all of them
+package registry. Every stage has a timeout, and all of them
 share one deadline, so the whole check ends within ``TOTAL_S`` seconds. Without a GPU (no torch,
 ``torch.cuda.is_available()`` False, or no nvcc) it writes a report saying so and exits 0; with a
 GPU it exits 1 when a stage fails. Without pytest-benchmark the benchmark stage is skipped with a
