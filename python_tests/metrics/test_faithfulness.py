@@ -8,14 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from r2et_fast.metrics._faithfulness import (
-    COMP,
-    DFFOT,
-    SUFF,
-    Sensitivity,
-    dffot_grid,
-    removal_ks,
-)
+from r2et_fast.metrics import COMP, DFFOT, SUFF, Sensitivity, dffot_grid, removal_ks
 
 D = torch.float64
 

@@ -6,17 +6,14 @@ The functional forms are the ops in :mod:`r2et_fast.ops`.
 """
 
 from r2et_fast.metrics._faithfulness import (
-    COMP,
     DFFOT,
-    FAITHFULNESS_METRICS,
-    SUFF,
     DFFOTResult,
     FaithfulnessMetric,
     Sensitivity,
     dffot_grid,
-    removal_ks,
 )
 from r2et_fast.metrics._prediction import prediction_auc, roc_auc
+from r2et_fast.metrics._removal import COMP, FAITHFULNESS_METRICS, SUFF, removal_ks
 from r2et_fast.metrics._similarity import (
     MSE,
     SIMILARITY_METRICS,
