@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -39,4 +40,9 @@ def load_torch(path: str | os.PathLike) -> Any:
     """Load a checkpoint safely: tensors and plain containers only (``weights_only=True``)."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, EOFError, RuntimeError, KeyError, ValueError, OSError) as exc:
+        # a truncated or foreign file: name it rather than surface the unpickler's internals
+        raise ValueError(f"{path} is not a readable r2et_fast checkpoint (corrupted, truncated or "
+                         f"another format; torch.load raised {type(exc).__name__})") from exc

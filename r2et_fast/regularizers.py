@@ -33,13 +33,15 @@ __all__ = ["TRAINING_SCORE", "explanation_gradient", "hessian_direction", "gradi
            "hessian_norm", "pair_gap", "mean_pair_gap", "exact_hessian_norm", "ssr_term"]
 
 
-def _check(model: Model, x: torch.Tensor, score: str, kappa: float | None = None) -> None:
+def _check(model: Model, x: torch.Tensor, score: str, kappa: float | None = None,
+           needs_kappa: bool = False) -> None:
     if not callable(model):
         raise TypeError(f"model must be callable, got {type(model).__name__}")
     check_batch(x, "x")
     if score not in SCORES:
         raise ValueError(f"score must be one of {tuple(SCORES)}, got {score!r}")
-    if kappa is not None and not (isinstance(kappa, (int, float)) and 0 < kappa < math.inf):
+    if (kappa is not None or needs_kappa) and not (
+            isinstance(kappa, (int, float)) and not isinstance(kappa, bool) and 0 < kappa < math.inf):
         raise ValueError(f"kappa must be a positive finite number, got {kappa!r}")
 
 
@@ -55,7 +57,7 @@ def gradients_at_shift(model: Model, x: torch.Tensor, target: torch.Tensor | Non
                        score: str = TRAINING_SCORE, kappa: float = 1e-3,
                        engine: str = _engine.AUTO) -> _engine.Gradients:
     """Logits at x, g(x) and g(x + kappa v), all differentiable w.r.t. the model's parameters."""
-    _check(model, x, score, kappa)
+    _check(model, x, score, kappa, needs_kappa=True)
     return _engine.compute_gradients(model, x, target, score=score, kappa=kappa, engine=engine)
 
 
@@ -68,7 +70,8 @@ def hessian_norm(model: Model, x: torch.Tensor, target: torch.Tensor | None, *,
     from the same passes.
     """
     grads = gradients_at_shift(model, x, target, score=score, kappa=kappa, engine=engine)
-    assert grads.g_shift is not None
+    if grads.g_shift is None:
+        raise RuntimeError(f"engine {engine!r} returned no g(x + kappa v)")
     h = hessian_fd_norm(grads.g_x.flatten(1), grads.g_shift.flatten(1), kappa, backend=backend)
     return h, grads
 

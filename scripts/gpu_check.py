@@ -44,6 +44,10 @@ def cuda_home() -> str | None:
     return (found.stdout.strip() or None) if found.returncode == 0 else None
 
 
+# Imported by python_tests/conftest.py, the package and pyproject's warning filters.
+TEST_MODULES = ("numpy", "scipy", "tqdm")
+
+
 def probe() -> dict:
     """What this machine offers; ``reason`` says why the check cannot run (None: it can)."""
     env = {"python": sys.version.split()[0], "cpu_count": os.cpu_count(), "cuda_home": cuda_home(),
@@ -64,6 +68,8 @@ def probe() -> dict:
         env["reason"] = "no CUDA toolkit (nvcc) found: set CUDA_HOME"
     elif not env["pytest"]:
         env["reason"] = "pytest is not installed"
+    elif missing := [m for m in TEST_MODULES if not has_module(m)]:
+        env["reason"] = f"python packages the tests import are missing: {', '.join(missing)}"
     else:
         major, minor = torch.cuda.get_device_capability(0)
         env.update(gpu=torch.cuda.get_device_name(0), arch=f"{major}.{minor}")
@@ -212,6 +218,10 @@ def build_stages(out: Path, env: dict, left) -> list[dict]:
         inplace = [sys.executable, "setup.py", "build_ext", "--inplace"]
         stages.append(run_stage("build (setup.py build_ext --inplace)", inplace,
                                 out / "build-inplace.log", rest, build_env))
+    if len(stages) == 2 and stages[1]["status"] == "ok":
+        # the in-place build replaced the failed pip install: the build as a whole succeeded
+        stages[0]["status"] = "superseded"
+        stages[0]["note"] = (stages[0]["note"] + "; " if stages[0]["note"] else "") + "built in place instead"
     if stages[-1]["status"] != "ok":
         return stages
     code = ("import r2et_fast, sys; from r2et_fast._ops import has_kernel, load_error;"
@@ -234,7 +244,8 @@ def main(argv: list[str]) -> int:
     if not report["ran"]:
         write_report(out, report)
         print(f"gpu-check: not run: {env['reason']}. Report in {out}/gpu_check.md")
-        return 0
+        # without a GPU there is nothing to check; on a GPU machine not running is a failure
+        return 1 if env.get("cuda_available") else 0
     out.mkdir(parents=True, exist_ok=True)
     if not env["ninja"]:
         print("gpu-check: ninja not found: the extension compiles one file at a time", file=sys.stderr)

@@ -104,3 +104,14 @@ def test_training_with_either_engine_gives_the_same_model(method):
                     progress=False).model for e in ("autograd", "batched")]
     for p, q in zip(*(m.parameters() for m in models)):
         torch.testing.assert_close(p, q, rtol=1e-9, atol=1e-10)
+
+
+def test_batched_is_not_preferred_for_train_mode_batchnorm():
+    class OnCuda:  # preferred() reads only the input's device
+        device = torch.device("cuda")
+
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.BatchNorm1d(8), torch.nn.Linear(8, 2))
+    engine = E.get_engine("batched")
+    cuda_like = OnCuda()
+    assert engine.preferred(model.eval(), cuda_like) is True
+    assert engine.preferred(model.train(), cuda_like) is False

@@ -128,3 +128,14 @@ def test_reproduce_reuses_unchanged_and_recomputes_changed_settings(tmp_path, tr
     assert len(trainings) == 2 and trainings[-1].epochs == 2 and len(evaluations) == 3
     reproduce(dataclasses.replace(cfg, engine="autograd"), progress=False)
     assert len(trainings) == 3 and trainings[-1].engine == "autograd"
+
+
+def test_data_key_digests_every_split():
+    from r2et_fast.datasets import make_tabular
+
+    data = make_tabular(n_samples=120, n_features=5, seed=0)
+    key = data_key("synthetic", 0, None, data)
+    assert key == data_key("synthetic", 0, None, make_tabular(n_samples=120, n_features=5, seed=0))
+    changed = dataclasses.replace(data, x_test=data.x_test + 1.0)  # another test split, same train
+    assert data_key("synthetic", 0, None, changed) != key
+    assert "digest" not in data_key("synthetic", 0, None)

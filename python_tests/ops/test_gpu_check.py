@@ -117,3 +117,29 @@ def test_verdict(gpu_check):
     assert verdict([ok, late], passed) == "FAILED"
     assert verdict([ok], {"passed": 0, "failed": 0, "errors": 0}) == "FAILED"  # nothing ran on the GPU
     assert verdict([ok], None) == "FAILED"
+
+
+def test_a_failed_pip_install_replaced_by_the_in_place_build_passes(gpu_check, monkeypatch, tmp_path):
+    calls = []
+
+    def fake_stage(name, cmd, log, timeout, env=None):
+        calls.append(name)
+        status = "failed" if name.startswith("build (pip") else "ok"
+        return {"name": name, "status": status, "seconds": 1.0, "note": ""}
+
+    monkeypatch.setattr(gpu_check, "run_stage", fake_stage)
+    env = {"arch": "9.0", "cuda_home": "/usr/local/cuda"}
+    stages = gpu_check.build_stages(tmp_path, env, lambda limit: limit)
+    assert [s["status"] for s in stages] == ["superseded", "ok", "ok"]
+    assert calls[1].startswith("build (setup.py")
+    report = {"ran": True, "stages": stages, "tests": {"passed": 2, "failed": 0, "errors": 0}}
+    assert gpu_check.verdict(report) == "PASSED"
+
+
+def test_not_running_on_a_gpu_machine_exits_1(gpu_check, monkeypatch, tmp_path):
+    reason = "python packages the tests import are missing: scipy"
+    probe = {"python": "3.x", "reason": reason, "cuda_available": True}
+    monkeypatch.setattr(gpu_check, "probe", lambda: probe)
+    monkeypatch.setattr(gpu_check, "run_stage", lambda *a, **kw: pytest.fail("nothing may run"))
+    assert gpu_check.main(["gpu_check.py", str(tmp_path)]) == 1
+    assert json.loads((tmp_path / "gpu_check.json").read_text())["reason"] == reason

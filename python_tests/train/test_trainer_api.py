@@ -102,3 +102,16 @@ def test_bad_arguments(data):
         TrainConfig.from_dict({"method": "r2et", "lamda_gap": 1.0})
     with pytest.raises(ValueError, match="same number of rows"):
         TensorBatches(data.x_train, data.y_train[:-1], 32)
+
+
+def test_corrupted_or_foreign_files_are_named(tmp_path):
+    from r2et_fast.train import load_model
+
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="bad.pt is not a readable r2et_fast checkpoint"):
+        load_model(bad)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, other)
+    with pytest.raises(ValueError, match="other.pt is not a model saved by r2et_fast.train"):
+        load_model(other)

@@ -38,7 +38,7 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     model, cfg, meta = load_model(args.model)
     dataset = args.dataset or meta["dataset"]
     if dataset is None:
-        raise SystemExit("--dataset is needed: the model file does not name its data set")
+        raise ValueError("--dataset is needed: the model file does not name its data set")
     data = load_tabular(dataset, seed=args.data_seed)
     scores = attack_model(model, data, attack_config(args), progress=not args.no_progress)
     print(f"{cfg.method} on {dataset} ({scores['n']} test samples): cAUC {scores['cauc']:.4f}  "

@@ -3,9 +3,10 @@
 ``engine=`` names the algorithm, everywhere it is accepted (``TrainConfig``, the regulariser
 functions, the CLI): ``"autograd"`` (separate double-backprop passes), ``"batched"`` (x and
 x + kappa v in one pass over 2B rows) or ``"auto"`` (picked per model and device: autograd on a
-CPU, batched on CUDA). New engines register with :func:`register_engine`; ``auto`` consults them by
-priority, so an engine specialised for some models (a fused MLP engine) takes over exactly where
-it applies. The ops ``backend`` (native kernel vs reference twin) is a separate, independent choice.
+CPU, batched on CUDA for models without train-mode BatchNorm). New engines register with
+:func:`register_engine`; ``auto`` consults them by priority, so an engine specialised for some
+models (a fused MLP engine) takes over exactly where it applies. The ops ``backend`` (native
+kernel vs reference twin) is a separate, independent choice.
 """
 
 from r2et_fast.engine._autograd import AutogradEngine

@@ -5,9 +5,11 @@ their graph, for the task loss), g(x) = ds/dx and, when a finite-difference step
 g(x + kappa v) with v = sign(g(x)) / sqrt(n). Both gradients keep their graph (double backprop),
 so any objective built from them is differentiable w.r.t. the model's parameters.
 
-Engines differ in *how* they compute this (which passes, which batching), never in *what*: every
-engine agrees with the others to floating-point rounding. The ops ``backend`` (native kernel or
-reference twin) is a separate choice.
+Engines differ in *how* they compute this (which passes, which batching), not in *what*: for a
+model whose rows are independent (any model in eval mode; no train-mode BatchNorm) every engine
+agrees with the others to floating-point rounding. A model whose rows interact sees a different
+batch under each engine (see ``BatchedEngine``). The ops ``backend`` (native kernel or reference
+twin) is a separate choice.
 """
 
 from __future__ import annotations

@@ -14,11 +14,18 @@ from r2et_fast.engine._base import GradientEngine, Gradients, Model, hessian_dir
 from r2et_fast.explain._score import score_gradient
 
 
+def _rows_interact(model: Model) -> bool:
+    """Whether the model mixes the rows of a batch: a BatchNorm layer in training mode."""
+    modules = model.modules() if isinstance(model, torch.nn.Module) else ()
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training for m in modules)
+
+
 class BatchedEngine(GradientEngine):
     name = "batched"
 
     def preferred(self, model: Model, x: torch.Tensor) -> bool:
-        return x.device.type == "cuda"
+        # auto keeps train-mode batch statistics what the autograd engine gives (batches of B rows)
+        return x.device.type == "cuda" and not _rows_interact(model)
 
     def gradients(self, model: Model, x: torch.Tensor, target: torch.Tensor | None, *, score: str,
                   kappa: float | None = None) -> Gradients:

@@ -54,9 +54,14 @@ def cached(path: str | Path, key: dict, compute: Callable[[], Any]) -> Any:
     return value
 
 
-def data_key(dataset: str, split_seed: int, max_train: int | None) -> dict:
-    """What identifies the training data: the data set, the seed of its split, the subset size."""
-    return {"dataset": dataset, "split_seed": split_seed, "max_train": max_train}
+def data_key(dataset: str, split_seed: int, max_train: int | None, data: Split | None = None) -> dict:
+    """What identifies the data: the data set, the seed of its split, the subset size and, given
+    ``data``, a digest of all its splits (so a changed file, encoding or splitter is a new key)."""
+    key: dict = {"dataset": dataset, "split_seed": split_seed, "max_train": max_train}
+    if data is not None:
+        key["digest"] = tensor_digest(data.x_train, data.y_train, data.x_val, data.y_val,
+                                      data.x_test, data.y_test)
+    return key
 
 
 def tensor_digest(*tensors: torch.Tensor) -> str:

@@ -144,27 +144,27 @@ def _subset(data: Split, n: int | None) -> Split:
     return dataclasses.replace(data, x_train=data.x_train[:n], y_train=data.y_train[:n])
 
 
-def _model_key(cfg: BoundsConfig, method: str) -> dict:
-    return model_key(cfg.train_config(method), data_key(DATASET, cfg.data_seed, cfg.max_train))
+def _model_key(cfg: BoundsConfig, method: str, trained_on: dict) -> dict:
+    return model_key(cfg.train_config(method), trained_on)
 
 
-def _train(data: Split, cfg: BoundsConfig, method: str, out: Path, progress: bool) -> nn.Module:
-    trained_on = data_key(DATASET, cfg.data_seed, cfg.max_train)
+def _train(data: Split, cfg: BoundsConfig, method: str, out: Path, trained_on: dict,
+           progress: bool) -> nn.Module:
     return train_or_load(data, cfg.train_config(method), out / "models" / method, trained_on,
                          dataset_name=DATASET, progress=progress)
 
 
-def _diagnostics_key(cfg: BoundsConfig, method: str, pooling: str) -> dict:
+def _diagnostics_key(cfg: BoundsConfig, method: str, pooling: str, trained_on: dict) -> dict:
     """What the diagnostics of one model under one pooling depend on."""
-    return {"study": "diagnostics", "model": _model_key(cfg, method), "pooling": pooling,
+    return {"study": "diagnostics", "model": _model_key(cfg, method, trained_on), "pooling": pooling,
             "tau": cfg.tau if pooling == "lse" else None, "n_samples": cfg.n_samples,
             "attributions": cfg.attributions, "ig_steps": cfg.ig_steps, "seed": cfg.seed}
 
 
 def _setting_key(cfg: BoundsConfig, method: str, pooling: str, attribution: str, norm: str,
-                 eps: float) -> dict:
+                 eps: float, trained_on: dict) -> dict:
     """What one (pooling, model, attribution, norm, eps) record depends on."""
-    return {"study": "setting", "model": _model_key(cfg, method), "pooling": pooling,
+    return {"study": "setting", "model": _model_key(cfg, method, trained_on), "pooling": pooling,
             "tau": cfg.tau if pooling == "lse" else None, "n_samples": cfg.n_samples, "k": cfg.k,
             "budget": asdict(cfg.budget()), "attribution": attribution, "norm": norm, "eps": eps,
             "explainer_kwargs": cfg.explainer_kwargs(attribution)}
@@ -179,6 +179,7 @@ def run_bounds(cfg: BoundsConfig, progress: bool = True) -> dict:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     data = _subset(load_mnist(seed=cfg.data_seed), cfg.max_train)
+    trained_on = data_key(DATASET, cfg.data_seed, cfg.max_train, data)
     x = data.x_test[:cfg.n_samples]
     lower, upper = 0.0, 1.0
     budget = cfg.budget()
@@ -186,7 +187,7 @@ def run_bounds(cfg: BoundsConfig, progress: bool = True) -> dict:
     models: dict[str, dict] = {}
     trained: dict[str, nn.Module] = {}
     for method in cfg.methods:
-        model = _train(data, cfg, method, out, progress)
+        model = _train(data, cfg, method, out, trained_on, progress)
         trained[method] = model
         entry: dict[str, Any] = {"label": METHOD_LABELS[method], "config": cfg.train_config(method).to_dict(),
                                  "val_accuracy": accuracy(model, data.x_val, data.y_val), "pooling": {}}
@@ -200,7 +201,8 @@ def run_bounds(cfg: BoundsConfig, progress: bool = True) -> dict:
                                          seed=cfg.seed) for a in cfg.attributions}}
 
             path = out / "cache" / pooling / method / "diagnostics.json"
-            entry["pooling"][pooling] = cached(path, _diagnostics_key(cfg, method, pooling), diagnostics)
+            key = _diagnostics_key(cfg, method, pooling, trained_on)
+            entry["pooling"][pooling] = cached(path, key, diagnostics)
         models[method] = entry
 
     settings = [(p, m, a, n, e) for p in cfg.poolings for m in cfg.methods for a in cfg.attributions
@@ -214,7 +216,7 @@ def run_bounds(cfg: BoundsConfig, progress: bool = True) -> dict:
         compute = functools.partial(evaluate, variant, x, eps, norm, attribution, cfg.k, budget=budget,
                                     lower=lower, upper=upper,
                                     explainer_kwargs=cfg.explainer_kwargs(attribution))
-        record = cached(path, _setting_key(cfg, method, pooling, attribution, norm, eps), compute)
+        record = cached(path, _setting_key(cfg, method, pooling, attribution, norm, eps, trained_on), compute)
         runs.append({"pooling": pooling, "model": method, "attribution": attribution, "norm": norm,
                      "eps": eps, **record})
 

@@ -205,7 +205,7 @@ def _dataset(name: str, cfg: ReproduceConfig, out: Path, progress: bool) -> dict
     for seed in range(cfg.seeds):
         data = _subset(spec.load(seed), cfg)
         root = out / "runs" / name / f"seed{seed}"
-        trained_on = data_key(name, seed, cfg.max_train)
+        trained_on = data_key(name, seed, cfg.max_train, data)
         vanilla = _select(data, spec, b, cfg, "vanilla", seed, root, 0.0, trained_on)[0]
         vanilla_auc = prediction_auc(vanilla, data.x_val, data.y_val)
         for method in tqdm(cfg.methods, desc=f"{name} seed {seed}", disable=not progress):
@@ -261,7 +261,7 @@ def reproduce(cfg: ReproduceConfig, *, progress: bool = True) -> dict:
                 grid_cfg = cfg
             runs = out / "runs" / name / "seed0"
             entry["k_grid"] = _k_grid(data, spec, budget(spec, cfg), grid_cfg, runs, 0,
-                                      data_key(name, 0, cfg.max_train))
+                                      data_key(name, 0, cfg.max_train, data))
         results["datasets"][name] = entry
     save_json(out / "results.json", results)
     figures = write_figures(results, out)

@@ -38,7 +38,9 @@ class Trainer:
         model: any ``nn.Module`` mapping a batch to logits (B, C).
         cfg: the run's :class:`TrainConfig` (method, hyper-parameters, epochs, seed, engine).
         device: where the model and every batch go (default: the model's device).
-        optimizer: ``params -> Optimizer`` (default: Adam with ``cfg.lr`` and the method's decay).
+        optimizer: ``params -> Optimizer`` (default: Adam with ``cfg.lr`` and the method's weight
+            decay; a factory of your own sets its own decay, so WD's ``cfg.weight_decay`` is then
+            yours to pass).
         wrap: ``model -> model`` applied once before training, e.g. DistributedDataParallel; the
             objective calls the wrapped model, checkpoints hold the unwrapped one.
         is_main: whether this process writes checkpoints, the log and ``model.pt`` (rank 0).
