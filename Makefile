@@ -9,7 +9,7 @@ CUDA_HOME ?= $(shell sh scripts/find_cuda_home.sh)
 CUDA_ARCH ?= 9.0
 CSRC := $(shell find csrc -type f) setup.py pyproject.toml
 
-.PHONY: env run demo test lint cuda-check gpu-check bench clean
+.PHONY: env run demo test fuzz lint cuda-check gpu-check bench clean
 
 $(VENV)/.deps: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ lint: $(VENV)/.deps
 
 test: env lint
 	$(PY) -m pytest -q
+
+# The deep fuzz profile: 10,000 Hypothesis examples per native-vs-twin test (not run by CI).
+fuzz: env
+	R2ET_FAST_FUZZ_EXAMPLES=10000 $(PY) -m pytest -q python_tests/ops/test_fuzz_native_vs_reference.py
 
 bench: env
 	$(PY) -m pytest benchmarks --benchmark-enable --benchmark-only \

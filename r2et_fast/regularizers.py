@@ -14,15 +14,13 @@ native kernels and the reference twins of the ops applied to them. The two are i
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 
 from r2et_fast import engine as _engine
-from r2et_fast._validation import check_batch
-from r2et_fast.engine import hessian_direction
-from r2et_fast.explain._score import SCORES, TRAINING_SCORE, score_gradient
+from r2et_fast.engine import check_request, hessian_direction
+from r2et_fast.explain._score import TRAINING_SCORE, score_gradient
 
 # the wrappers' own module: r2et_fast.ops fills its namespace at import, which a type checker can't see
 from r2et_fast.ops.regularizers import hessian_fd_norm, topk_pair_gap
@@ -33,22 +31,10 @@ __all__ = ["TRAINING_SCORE", "explanation_gradient", "hessian_direction", "gradi
            "hessian_norm", "pair_gap", "mean_pair_gap", "exact_hessian_norm", "ssr_term"]
 
 
-def _check(model: Model, x: torch.Tensor, score: str, kappa: float | None = None,
-           needs_kappa: bool = False) -> None:
-    if not callable(model):
-        raise TypeError(f"model must be callable, got {type(model).__name__}")
-    check_batch(x, "x")
-    if score not in SCORES:
-        raise ValueError(f"score must be one of {tuple(SCORES)}, got {score!r}")
-    if (kappa is not None or needs_kappa) and not (
-            isinstance(kappa, (int, float)) and not isinstance(kappa, bool) and 0 < kappa < math.inf):
-        raise ValueError(f"kappa must be a positive finite number, got {kappa!r}")
-
-
 def explanation_gradient(model: Model, x: torch.Tensor, target: torch.Tensor | None,
                          score: str = TRAINING_SCORE, create_graph: bool = True) -> torch.Tensor:
     """g(x) = ds/dx for the score s at ``target`` (the label; None = predicted class)."""
-    _check(model, x, score)
+    check_request(model, x, score)
     z = x if x.requires_grad else x.detach().requires_grad_()
     return score_gradient(model, z, target, score, create_graph)[0]
 
@@ -57,7 +43,8 @@ def gradients_at_shift(model: Model, x: torch.Tensor, target: torch.Tensor | Non
                        score: str = TRAINING_SCORE, kappa: float = 1e-3,
                        engine: str = _engine.AUTO) -> _engine.Gradients:
     """Logits at x, g(x) and g(x + kappa v), all differentiable w.r.t. the model's parameters."""
-    _check(model, x, score, kappa, needs_kappa=True)
+    if kappa is None:  # compute_gradients checks everything else, kappa included when given
+        raise ValueError("kappa must be a positive finite number, got None")
     return _engine.compute_gradients(model, x, target, score=score, kappa=kappa, engine=engine)
 
 

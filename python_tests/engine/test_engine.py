@@ -115,3 +115,23 @@ def test_batched_is_not_preferred_for_train_mode_batchnorm():
     cuda_like = OnCuda()
     assert engine.preferred(model.eval(), cuda_like) is True
     assert engine.preferred(model.train(), cuda_like) is False
+
+
+def test_bad_requests_name_the_argument():
+    model, x, y = model_and_batch()
+    with pytest.raises(ValueError, match="x contains NaN"):
+        E.compute_gradients(model, x * float("nan"), y, score="loss")
+    with pytest.raises(ValueError, match="x must be a non-empty batch"):
+        E.compute_gradients(model, x[:0], y[:0], score="loss")
+    with pytest.raises(TypeError, match="x must be float32 or float64"):
+        E.compute_gradients(model, x.long(), y, score="loss")
+    with pytest.raises(ValueError, match="score must be one of"):
+        E.compute_gradients(model, x, y, score="margin")
+    with pytest.raises(ValueError, match="kappa must be a positive"):
+        E.compute_gradients(model, x, y, score="loss", kappa=-1.0)
+    with pytest.raises(TypeError, match="model must be callable"):
+        E.compute_gradients(None, x, y, score="loss")
+    from r2et_fast import regularizers as R
+
+    with pytest.raises(ValueError, match="kappa must be a positive finite number, got None"):
+        R.hessian_norm(model, x, y, kappa=None)

@@ -1,7 +1,12 @@
 """Hypothesis: every native op agrees with its reference twin on random shapes, dtypes, strides
-and ties. Skipped where hypothesis is not installed (the other op tests do not need it)."""
+and ties. Skipped where hypothesis is not installed (the other op tests do not need it).
+
+``make test`` draws a few hundred examples in all; ``make fuzz`` sets R2ET_FAST_FUZZ_EXAMPLES
+(10,000 per test) for the deep profile."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
@@ -18,6 +23,12 @@ st = hypothesis.strategies
 given, settings = hypothesis.given, hypothesis.settings
 
 pytestmark = requires_native
+# The deep profile's example count per test; unset, each test keeps its own small count.
+DEEP = int(os.environ.get("R2ET_FAST_FUZZ_EXAMPLES", "0"))
+
+
+def examples(n: int) -> int:
+    return max(n, DEEP)
 
 
 @st.composite
@@ -57,7 +68,7 @@ def both(fn, *args):
     return fn(*args, backend="native"), fn(*args, backend="reference")
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(map_pairs())
 def test_ranking_ops(pair):
     a, b, k = pair
@@ -67,7 +78,7 @@ def test_ranking_ops(pair):
     assert_same(*both(r2et_fast.kendall_tau_topk, a, b, k))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(map_pairs())
 def test_correlation_ops(pair):
     a, b, _ = pair
@@ -76,7 +87,7 @@ def test_correlation_ops(pair):
         assert_same(*both(op, a, b))
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(n=st.integers(2, 40), data=st.data(), dtype=st.sampled_from([torch.float32, torch.float64]),
        ties=st.booleans(), strided=st.booleans(), pairs=st.sampled_from(PAIRS),
        transform=st.sampled_from(TRANSFORMS), seed=st.integers(0, 2**31 - 1))
@@ -100,7 +111,7 @@ def test_pair_gap(n, data, dtype, ties, strided, pairs, transform, seed):
     torch.testing.assert_close(grads[0], grads[1], **tol)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(batch=st.integers(1, 5), n=st.integers(1, 40), dtype=st.sampled_from([torch.float32, torch.float64]),
        step_norm=st.sampled_from(NORMS), norm=st.sampled_from(NORMS), alpha=st.floats(0, 1),
        eps=st.floats(0, 1), seed=st.integers(0, 2**31 - 1), box=st.booleans())
@@ -129,7 +140,7 @@ def agreement_cases(draw):
     return maps, top_sets(maps, k, seed)[which]
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(agreement_cases())
 def test_pair_agreement(case):
     maps, top = case

@@ -15,6 +15,7 @@ from r2et_fast.engine._base import (
     GradientEngine,
     Gradients,
     check_engine,
+    check_request,
     engine_names,
     get_engine,
     hessian_direction,
@@ -33,9 +34,10 @@ ENGINES = engine_names()
 def compute_gradients(model, x, target, *, score: str, kappa: float | None = None,
                       engine: str = AUTO) -> Gradients:
     """:class:`Gradients` of ``model`` at ``x`` from the engine ``engine`` resolves to."""
+    check_request(model, x, score, kappa)
     return resolve_engine(engine, model, x).gradients(model, x, target, score=score, kappa=kappa)
 
 
 __all__ = ["AUTO", "ENGINES", "Gradients", "GradientEngine", "AutogradEngine", "BatchedEngine",
-           "check_engine", "compute_gradients", "engine_names", "get_engine", "hessian_direction",
-           "register_engine", "resolve_engine"]
+           "check_engine", "check_request", "compute_gradients", "engine_names", "get_engine",
+           "hessian_direction", "register_engine", "resolve_engine"]

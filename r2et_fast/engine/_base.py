@@ -22,6 +22,9 @@ from typing import ClassVar
 
 import torch
 
+from r2et_fast._validation import check_batch
+from r2et_fast.explain._score import SCORES
+
 Model = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -37,6 +40,20 @@ class Gradients:
     target: torch.Tensor
     g_x: torch.Tensor
     g_shift: torch.Tensor | None = None
+
+
+def check_request(model: Model, x: torch.Tensor, score: str, kappa: float | None = None, *,
+                  needs_kappa: bool = False) -> None:
+    """The arguments of a gradient request: a callable model, a finite non-empty float batch, a
+    known score and, when given (or needed), a positive finite kappa; errors name the argument."""
+    if not callable(model):
+        raise TypeError(f"model must be callable, got {type(model).__name__}")
+    check_batch(x, "x")
+    if score not in SCORES:
+        raise ValueError(f"score must be one of {tuple(SCORES)}, got {score!r}")
+    if (kappa is not None or needs_kappa) and not (
+            isinstance(kappa, (int, float)) and not isinstance(kappa, bool) and 0 < kappa < math.inf):
+        raise ValueError(f"kappa must be a positive finite number, got {kappa!r}")
 
 
 def hessian_direction(grad: torch.Tensor) -> torch.Tensor:

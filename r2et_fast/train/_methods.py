@@ -205,7 +205,6 @@ class _R2ETFamily(Method):
                                       backend=self.backend)
             h = h.mean()
         else:
-            R._check(model, x, self.score)
             grads = compute_gradients(model, x, y, score=self.score, engine=self.engine)
         ce = F.cross_entropy(grads.logits, y)
         parts["ce"] = ce.detach()
