@@ -90,6 +90,14 @@ def test_package_works_without_the_extension(tmp_path):
 
 @requires_native
 def test_native_is_refused_on_a_device_without_kernels():
-    a = torch.ones(1, 3, device="meta")
-    with pytest.raises(RuntimeError, match="cannot run r2et_fast::mse on meta"):
-        r2et_fast.mse(a, a, backend="native")
+    from r2et_fast import _backend
+    with pytest.raises(RuntimeError, match="cannot run r2et_fast::mse on xpu"):
+        _backend.resolve("mse", "xpu", "native")
+    assert _backend.resolve("mse", "xpu", "auto") == "reference"
+
+
+@requires_native
+def test_meta_tensors_take_the_native_route_through_the_fake_kernels():
+    a = torch.ones(2, 3, device="meta")
+    out = r2et_fast.mse(a, a, backend="native")
+    assert out.is_meta and out.shape == (2,)

@@ -50,4 +50,6 @@ def test_every_readme_example_runs(tmp_path, monkeypatch, restore_backend):
     assert namespace["res"].x_adv.shape == (512, 28)          # ERAttack on Adult
     assert "t_e" in namespace["cert"].to_dict()                # the bound certificate
     assert len(namespace["result"].history) == 2               # the Trainer example
-    assert namespace["model"][0].weight.grad is not None       # its own loop's backward
+    assert namespace["mine"][0].weight.grad is not None        # the own loop's backward
+    assert set(namespace["r2et_loss"].parts) == {"ce", "hess", "gap"}
+    assert namespace["mine"][1].num_batches_tracked.item() == 8  # one BatchNorm update per step

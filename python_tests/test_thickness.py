@@ -158,3 +158,51 @@ def test_bad_arguments():
         topk_thickness(lambda z, i: z[:1], x, 2)
     with pytest.raises(ValueError, match="explain_fn returned NaN or Inf"):
         topk_thickness(lambda z, i: z * float("inf"), x, 2)
+
+
+# ---- Explainers and Captum adapters: the sample's class along its paths ------------------------------
+
+THICK = {"eps": 1.5, "n_samples": 3, "n_path": 3, "batch_size": 16}
+
+
+def test_explainer_equals_the_function_with_clean_targets():
+    model, x = nonlinear_setup()
+    want = topk_thickness(explain_fn(model, x), x, 5, **THICK)  # targets: the clean prediction
+    got = topk_thickness(Saliency(model), x, 5, **THICK)
+    assert torch.equal(got.per_sample, want.per_sample)
+    # not the prediction at each path point (which changes along these paths)
+    per_point = topk_thickness(lambda z, index: Saliency(model).attribute(z), x, 5, **THICK)
+    assert not torch.equal(per_point.per_sample, got.per_sample)
+
+
+def test_explicit_targets_are_repeated_along_the_paths():
+    model, x = nonlinear_setup()
+    target = (model(x).argmax(dim=1) + 1) % 3
+    explainer = Saliency(model)
+    got = topk_thickness(explainer, x, 5, target=target, **THICK)
+    want = topk_thickness(lambda z, index: explainer.attribute(z, target=target[index]), x, 5, **THICK)
+    assert torch.equal(got.per_sample, want.per_sample)
+    assert not torch.equal(got.per_sample, topk_thickness(explainer, x, 5, **THICK).per_sample)
+    by_int = topk_thickness(explainer, x, 5, target=1, **THICK)
+    ones = torch.ones(x.shape[0], dtype=torch.long)
+    assert torch.equal(by_int.per_sample, topk_thickness(explainer, x, 5, target=ones, **THICK).per_sample)
+
+
+def test_captum_adapter_equals_our_explainer():
+    captum_attr = pytest.importorskip("captum.attr")
+    from r2et_fast.explain import IntegratedGradients, from_captum
+
+    model, x = nonlinear_setup(batch=4)
+    adapter = from_captum(captum_attr.IntegratedGradients(model), n_steps=4, method="riemann_right")
+    ours = IntegratedGradients(model, n_steps=4, method="riemann_right")
+    got = topk_thickness(adapter, x, 5, **THICK)
+    assert torch.equal(got.per_sample, topk_thickness(ours, x, 5, **THICK).per_sample)
+    assert float(got.per_sample.min()) < 1  # the maps do change along the paths
+
+
+def test_target_with_a_plain_function_is_an_error():
+    model, x = nonlinear_setup()
+    with pytest.raises(ValueError, match="target is only used with an Explainer or a from_captum"):
+        topk_thickness(explain_fn(model, x), x, 5, target=0, **THICK)
+    with pytest.raises(ValueError, match="target must have shape"):
+        topk_thickness(Saliency(model), x, 5, target=torch.zeros(3, dtype=torch.long), **THICK)

@@ -1,15 +1,18 @@
 """r2et_fast: fast, tested tools for the stability of saliency explanations.
 
 Public API: ranking and similarity ops (``r2et_fast.ops``, also re-exported here), batched metric
-callables (``r2et_fast.metrics``), differentiable explanations (``r2et_fast.explain``), and the
-backend switch (``set_backend``, ``use_backend``, ``backend``).
+callables (``r2et_fast.metrics``), differentiable explanations (``r2et_fast.explain``), the
+one-call training loss (``R2ETLoss``, ``r2et_loss``), and the backend switch (``set_backend``,
+``use_backend``, ``backend``).
 """
 
 from r2et_fast import ops
 from r2et_fast._backend import BACKENDS, backend, set_backend, use_backend
 from r2et_fast._ops import native_available
 from r2et_fast.ops._table import public_names as _public_op_names
+from r2et_fast.explain import from_captum
 from r2et_fast.thickness import ThicknessResult, topk_thickness
+from r2et_fast.train import R2ETLoss, r2et_loss
 
 # Every public op of the ops table (r2et_fast/ops/_table.py), as r2et_fast.<name>.
 for _name in _public_op_names():
@@ -27,4 +30,7 @@ __all__ = [
     *_public_op_names(),
     "topk_thickness",
     "ThicknessResult",
+    "R2ETLoss",
+    "r2et_loss",
+    "from_captum",
 ]

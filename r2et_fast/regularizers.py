@@ -8,6 +8,10 @@
 - ``pair_gap`` / ``mean_pair_gap``: G_k of the saliency (op ``r2et_fast.ops.topk_pair_gap``);
 - ``exact_hessian_norm`` (Exact-H) and ``ssr_term`` (SSR), the baselines' terms.
 
+A model in training mode is explained in eval mode: no extra BatchNorm update, no dropout noise
+in the explanation terms (:mod:`r2et_fast.engine._modes`); the task loss is the caller's, in the
+model's own mode (``engine.task_logits``).
+
 ``engine`` chooses the algorithm that computes the gradients; ``backend`` chooses between the
 native kernels and the reference twins of the ops applied to them. The two are independent.
 """
@@ -19,7 +23,7 @@ from collections.abc import Callable
 import torch
 
 from r2et_fast import engine as _engine
-from r2et_fast.engine import check_request, hessian_direction
+from r2et_fast.engine import check_request, explanation_mode, hessian_direction
 from r2et_fast.explain._score import TRAINING_SCORE, score_gradient
 
 # the wrappers' own module: r2et_fast.ops fills its namespace at import, which a type checker can't see
@@ -36,7 +40,8 @@ def explanation_gradient(model: Model, x: torch.Tensor, target: torch.Tensor | N
     """g(x) = ds/dx for the score s at ``target`` (the label; None = predicted class)."""
     check_request(model, x, score)
     z = x if x.requires_grad else x.detach().requires_grad_()
-    return score_gradient(model, z, target, score, create_graph)[0]
+    with explanation_mode(model):
+        return score_gradient(model, z, target, score, create_graph)[0]
 
 
 def gradients_at_shift(model: Model, x: torch.Tensor, target: torch.Tensor | None, *,
@@ -91,8 +96,9 @@ def exact_hessian_norm(model: Model, x: torch.Tensor, y: torch.Tensor, score: st
         raise ValueError(f"Exact-H computes n = {n} Hessian rows per batch; refusing above "
                          f"exact_h_max_features = {max_features} (use Est-H or R2ET)")
     z = x.detach().requires_grad_()
-    g = explanation_gradient(model, z, y, score).flatten(1)
-    rows = [torch.autograd.grad(g[:, i].sum(), z, create_graph=True)[0].flatten(1) for i in range(n)]
+    with explanation_mode(model):
+        g = explanation_gradient(model, z, y, score).flatten(1)
+        rows = [torch.autograd.grad(g[:, i].sum(), z, create_graph=True)[0].flatten(1) for i in range(n)]
     return torch.stack(rows, dim=1).flatten(1).norm(dim=1)
 
 
@@ -105,7 +111,8 @@ def ssr_term(model: Model, x: torch.Tensor) -> torch.Tensor:
     smooth (an eigen-solver's gradient is not where eigenvalues meet).
     """
     z = x.detach().requires_grad_()
-    logits = model(z)
+    with explanation_mode(model):
+        logits = model(z)
     classes = logits.shape[1]
     jac = torch.stack([torch.autograd.grad(logits[:, c].sum(), z, create_graph=True)[0].flatten(1)
                        for c in range(classes)], dim=1)  # (B, C, n)

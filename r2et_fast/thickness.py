@@ -8,14 +8,22 @@ with x_t = (1-t)·x + t·x_s. The Monte-Carlo estimator draws S points x_s, take
 t = 1/T, 2/T, ..., 1 on each segment (a right Riemann sum) and counts the satisfied pairs of
 every path point with ``topk_pair_agreement`` (O(n log n) per point, natively).
 
-The explanation is given as a function ``explain_fn(z, index)``:
+The explanation is given in one of two ways:
 
-* ``z`` is a batch (R, ...) of path points (same trailing shape and dtype as ``x``);
-* ``index`` is a LongTensor (R,) on ``x``'s device: row r of ``z`` lies on a path from sample
-  ``x[index[r]]``, so per-sample arguments are repeated with it, e.g.
-  ``lambda z, i: Saliency(model, score=TRAINING_SCORE).attribute(z, target=y[i])`` (the loss, as
-  R2ET's authors explain it; see :mod:`r2et_fast.explain._score`);
-* it returns the explanations (R, n...) (any trailing shape; flattened to (R, n)).
+* an :class:`~r2et_fast.explain.Explainer` or a Captum adapter (:func:`r2et_fast.explain.from_captum`):
+  every path point is explained for the class of its sample, ``target`` (B,) repeated along the
+  paths, by default the clean prediction at x (not the prediction at the path point, so the
+  explained class stays fixed along a path);
+* a function ``explain_fn(z, index)`` (``target`` is then not used: the function picks it):
+
+  - ``z`` is a batch (R, ...) of path points (same trailing shape and dtype as ``x``);
+  - ``index`` is a LongTensor (R,) on ``x``'s device: row r of ``z`` lies on a path from sample
+    ``x[index[r]]``, so per-sample arguments are repeated with it, e.g.
+    ``lambda z, i: Saliency(model, score=TRAINING_SCORE).attribute(z, target=y[i])`` (the loss, as
+    R2ET's authors explain it; see :mod:`r2et_fast.explain._score`);
+  - it returns the explanations (R, n...) (any trailing shape; flattened to (R, n)).
+
+  Note the second argument is the sample index, not a target as in the attacks' ``f(x, target)``.
 
 Path points of all samples are explained together, ``batch_size`` rows per call.
 """
@@ -24,11 +32,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import NamedTuple, TypedDict
+from typing import NamedTuple, TypedDict, cast
 
 import torch
 
 from r2et_fast import _validation as v
+from r2et_fast.explain._attribution import as_attribution, attribution_model
+from r2et_fast.explain._score import predict
 from r2et_fast.ops.ranking import topk_indices
 from r2et_fast.ops.thickness import topk_pair_agreement
 
@@ -48,6 +58,23 @@ class ThicknessResult(NamedTuple):
 
 
 # ---- the estimator -------------------------------------------------------------------------------
+
+def _as_explain_fn(explain_fn: object, x: torch.Tensor, target: object, batch_size: int) -> ExplainFn:
+    """``explain_fn(z, index)`` from an Explainer / Captum adapter (with the targets of the samples)
+    or the given function itself."""
+    model = attribution_model(explain_fn)
+    if model is None:
+        v.check_callable(explain_fn, "explain_fn")
+        if target is not None:
+            raise ValueError("target is only used with an Explainer or a from_captum adapter; a "
+                             "function explain_fn(z, index) chooses its own targets from the index")
+        return cast(ExplainFn, explain_fn)
+    labels = v.prepare_target(target, x)
+    if labels is None:  # the clean prediction, batch_size rows per forward pass
+        labels = torch.cat([predict(model, x[r0:r0 + batch_size]) for r0 in range(0, x.shape[0], batch_size)])
+    attribute = as_attribution(explain_fn, "explain_fn")
+    return lambda z, index: attribute(z, labels[index], False)
+
 
 def _explain(explain_fn: ExplainFn, z: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """explain_fn(z, index) as detached (R, n) maps, checked."""
@@ -91,15 +118,17 @@ def _draw_points(x: torch.Tensor, distribution: str, n_samples: int, eps: float,
     return center + (radius * direction).view(shape)
 
 
-def topk_thickness(explain_fn: ExplainFn, x: torch.Tensor, k: int, *, distribution: str = "uniform",
-                   eps: float = 0.1, sigma: float = 0.1, points: torch.Tensor | None = None,
-                   n_samples: int | None = None, n_path: int = 10, batch_size: int = 1024,
-                   seed: int = 0, norm: str = "linf", backend: str | None = None) -> ThicknessResult:
+def topk_thickness(explain_fn: ExplainFn | object, x: torch.Tensor, k: int, *,
+                   distribution: str = "uniform", eps: float = 0.1, sigma: float = 0.1,
+                   points: torch.Tensor | None = None, n_samples: int | None = None, n_path: int = 10,
+                   batch_size: int = 1024, seed: int = 0, norm: str = "linf",
+                   backend: str | None = None, target: int | torch.Tensor | None = None) -> ThicknessResult:
     """Monte-Carlo top-k thickness Θ_k of every sample of ``x`` (docs/spec.md §2).
 
     Args:
-        explain_fn: ``explain_fn(z, index) -> maps`` (see the module docstring): explanations of
-            the rows of ``z``, row r being a point of sample ``index[r]``.
+        explain_fn: an Explainer, a ``from_captum`` adapter, or ``explain_fn(z, index) -> maps``
+            (see the module docstring): explanations of the rows of ``z``, row r being a point of
+            sample ``index[r]``.
         x: (B, ...) float32/float64 inputs, finite.
         k: size of the top-k set, 1 <= k < n (n = features of one explanation).
         distribution: ``"uniform"`` (in the ``eps``-ball of ``norm``), ``"gaussian"``
@@ -114,11 +143,15 @@ def topk_thickness(explain_fn: ExplainFn, x: torch.Tensor, k: int, *, distributi
             the result does not depend on ``batch_size``.
         norm: ``"linf"`` (uniform in the box) or ``"l2"`` (uniform in the ball).
         backend: backend of the ranking ops (``topk_indices``, ``topk_pair_agreement``).
+        target: with an Explainer or adapter, the class explained for each sample (an int or a
+            (B,) integer tensor), kept along its paths; None: the prediction at x. Not used with a
+            function ``explain_fn(z, index)`` (an error if given).
 
     Returns:
         ThicknessResult(per_sample (B,) float64 on x's device, model_level = their mean).
     """
-    v.check_callable(explain_fn, "explain_fn")
+    if attribution_model(explain_fn) is None:
+        v.check_callable(explain_fn, "explain_fn")
     v.check_batch(x, "x")
     v.check_choice(distribution, "distribution", DISTRIBUTIONS)
     v.check_choice(norm, "norm", NORMS)
@@ -156,9 +189,11 @@ def topk_thickness(explain_fn: ExplainFn, x: torch.Tensor, k: int, *, distributi
     n_s, n_t = ends.shape[1], n_path
     delta = ends - x.unsqueeze(1)  # (B, S, ...): x_t = x + (t/T) * delta, exactly x when x_s = x
 
+    explain = _as_explain_fn(explain_fn, x, target, batch_size)
+
     # T_k of the clean explanations.
     rows = torch.arange(batch, device=x.device)
-    clean = torch.cat([_explain(explain_fn, x[r0:r0 + batch_size], rows[r0:r0 + batch_size])
+    clean = torch.cat([_explain(explain, x[r0:r0 + batch_size], rows[r0:r0 + batch_size])
                        for r0 in range(0, batch, batch_size)])
     v.check_k(k, clean.shape[1])
     top = topk_indices(clean, k, backend=backend)
@@ -175,7 +210,7 @@ def topk_thickness(explain_fn: ExplainFn, x: torch.Tensor, k: int, *, distributi
         s, t = c // n_t, c % n_t + 1
         alpha = (t.to(x.dtype) / n_t).view(-1, *([1] * (x.dim() - 1)))
         z = x[b] + alpha * delta[b, s]
-        maps = _explain(explain_fn, z, b)
+        maps = _explain(explain, z, b)
         if maps.shape[1] != clean.shape[1]:
             raise ValueError(f"explain_fn returned {maps.shape[1]} features on path points but "
                              f"{clean.shape[1]} on x")

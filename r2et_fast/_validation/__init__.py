@@ -9,6 +9,7 @@ checked value as a plain Python or torch object.
 ``NORMS`` are the perturbation balls every attack, op and experiment accepts (docs/spec.md §5, §7).
 """
 
+from ._labels import as_labels, check_label_range
 from ._model import (
     REDUCE_CHOICES,
     check_callable,
@@ -43,16 +44,18 @@ from ._tensors import (
     check_maps,
     check_pair,
     check_tensor,
+    is_symbolic,
 )
 
 # The perturbation norms every public function accepts.
 NORMS = ("l2", "linf")
 
 __all__ = [
-    "FLOAT_DTYPES", "NORMS", "REDUCE_CHOICES", "ArgumentTypeError", "as_tensor", "check_batch",
+    "FLOAT_DTYPES", "NORMS", "REDUCE_CHOICES", "ArgumentTypeError", "as_labels", "as_tensor",
+    "check_batch", "check_label_range",
     "check_bool", "check_callable", "check_choice", "check_finite", "check_finite_real", "check_float",
     "check_float_dtype", "check_fraction", "check_in_range", "check_inputs", "check_int", "check_k",
     "check_maps", "check_model_output", "check_nonnegative_float", "check_optional_positive_int",
     "check_pair", "check_positive_float", "check_positive_int", "check_reduce_channels",
-    "check_target_range", "check_tensor", "prepare_baseline", "prepare_target",
+    "check_target_range", "check_tensor", "is_symbolic", "prepare_baseline", "prepare_target",
 ]

@@ -6,10 +6,18 @@ import numbers
 
 import numpy as np
 import torch
+from torch._subclasses.fake_tensor import FakeTensor
 
 from ._scalars import ArgumentTypeError
 
 FLOAT_DTYPES = (torch.float32, torch.float64)
+
+
+def is_symbolic(value: torch.Tensor) -> bool:
+    """A tensor without values: on the meta device, or a FakeTensor (``FakeTensorMode``,
+    ``torch.compile`` tracing). Value checks (finiteness, index ranges) skip it, since reading a
+    value (``.item()``, ``bool()``) fails there; shape, dtype and device checks still apply."""
+    return value.is_meta or isinstance(value, FakeTensor)
 
 
 def check_tensor(value: object, name: str) -> torch.Tensor:
@@ -34,6 +42,9 @@ def check_float(value: torch.Tensor, name: str) -> None:
 
 
 def check_finite(value: torch.Tensor, name: str) -> None:
+    """No NaN or Inf in ``value`` (not checked for a meta or fake tensor: it has no values)."""
+    if is_symbolic(value):
+        return
     if not bool(torch.isfinite(value.detach()).all()):
         raise ValueError(f"{name} contains NaN or Inf")
 

@@ -1,4 +1,5 @@
-"""Shared attack machinery: the result record, argument checks, random starts and the box."""
+"""Shared attack machinery: the result record, budget checks, random starts and the box (labels and
+the model's mode: :func:`r2et_fast.engine.eval_mode`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from r2et_fast._validation import NORMS, check_batch, check_choice, check_int, check_nonnegative_float
+from r2et_fast._validation import NORMS, check_choice, check_int, check_nonnegative_float
 
 
 @dataclass
@@ -19,9 +20,11 @@ class AttackResult:
             iterate (row 0: the start point).
         manipulation_epoch: (B,) int64, the first iteration at which a feature of T_k(x) left the
             top-k; ``steps + 1`` when it never did within the budget.
-        label_kept: (B,) bool, the prediction at ``x_adv`` equals the clean prediction.
+        label_kept: (B,) bool, the real model's prediction at ``x_adv`` (argmax, or 1[z > 0] for a
+            single output) equals its clean prediction.
         steps_run: (B,) int64, iterations each sample actually moved (early stop freezes it).
-        clean_maps, adv_maps: (B, n) flattened explanations at x and at ``x_adv``.
+        clean_maps, adv_maps: (B, n) flattened explanations at x and at ``x_adv``, of the real
+            model and explainer (also with ``surrogate_beta``).
     """
 
     x_adv: torch.Tensor
@@ -45,14 +48,6 @@ def check_budget(eps, alpha, steps, norm: str, step_norm: str | None) -> None:
     check_choice(norm, "norm", NORMS)
     if step_norm is not None:
         check_choice(step_norm, "step_norm", NORMS)
-
-
-def check_inputs(x, y) -> None:
-    check_batch(x, "x")
-    if not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or y.shape != (x.shape[0],):
-        raise ValueError(f"y must be an int64 tensor of shape ({x.shape[0]},)")
-    if y.device != x.device:
-        raise ValueError(f"y must be on the device of x ({x.device}), got {y.device}")
 
 
 def box_tensor(bound, x: torch.Tensor, name: str) -> torch.Tensor | None:

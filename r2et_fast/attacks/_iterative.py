@@ -4,30 +4,40 @@ every iterate."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from r2et_fast._validation import (
+    as_labels,
+    check_batch,
     check_callable,
     check_choice,
     check_k,
+    check_label_range,
+    check_model_output,
     check_nonnegative_float,
     check_positive_int,
 )
-from r2et_fast.attacks._base import (
-    AttackResult,
-    box_tensor,
-    check_budget,
-    check_inputs,
-    random_start,
-)
-from r2et_fast.explain import Explainer, Saliency
-from r2et_fast.explain._score import TRAINING_SCORE
+from r2et_fast.attacks._base import AttackResult, box_tensor, check_budget, random_start
+from r2et_fast.attacks._surrogate import check_surrogate_beta, softplus_surrogate
+from r2et_fast.attacks._vanishing import input_grad, vanishing_samples, warn_vanishing
+from r2et_fast.engine._modes import eval_mode, modules_of
+from r2et_fast.explain import Saliency
+from r2et_fast.explain._attribution import AttributionFn, as_attribution, attribution_model, rebind
+from r2et_fast.explain._score import TRAINING_SCORE, predicted_class
 from r2et_fast.ops.attacks import projected_step
 from r2et_fast.ops.ranking import precision_at_k
 
 CONSTRAINTS = ("none", "early_stop", "gda", "hedge", "qp", "fixed")
 LAGRANGIAN = ("gda", "hedge", "qp", "fixed")
 DISTANCES = ("prob_l2", "kl", "margin")
+
+
+# a (B, 1) output is the logit z of class 1; as [0, z] its softmax is [1 - sigmoid(z), sigmoid(z)]
+def two_class(out: torch.Tensor) -> torch.Tensor:
+    """Scores (B, C) with C >= 2 for the prediction constraints: (B, 1) logits z become [0, z]."""
+    return torch.cat([torch.zeros_like(out), out], dim=1) if out.shape[1] == 1 else out
 
 
 class IterativeAttack:
@@ -39,20 +49,48 @@ class IterativeAttack:
     ``random_start`` (uniform point of the ball, seeded by ``seed``), ``constraint`` ("early_stop":
     a sample stops at its first prediction change and keeps the last point that kept it; "none";
     or a weighting of the objective and the prediction constraint c(x') = max(0, d(p(x), p(x')) -
-    ``tolerance``), d = ``distance`` ("prob_l2": ||softmax difference||_2, "kl": KL(p(x) || p(x'))),
-    with weights lambda on the simplex per sample: "gda" (lambda_c += eta c, renormalised),
-    "hedge" (lambda_c *= exp(eta c), renormalised), "qp" (the min-norm point of the two gradients'
-    hull while c > 0, the objective alone otherwise), "fixed" (equal weights); eta =
-    ``constraint_eta``),
-    ``explainer`` (default: gradient saliency of ``TRAINING_SCORE``, the loss at the label), the valid box
+    ``tolerance``), d = ``distance`` ("prob_l2": ||softmax difference||_2, "kl": KL(p(x) || p(x')),
+    "margin": how far the best rival logit passes the clean class's), with weights lambda on the
+    simplex per sample: "gda" (lambda_c += eta c, renormalised), "hedge" (lambda_c *= exp(eta c),
+    renormalised), "qp" (the min-norm point of the two gradients' hull while c > 0, the objective
+    alone otherwise), "fixed" (equal weights); eta = ``constraint_eta``), the valid box
     [``lower``, ``upper``] and the ops ``backend``.
+
+    ``explainer``: any differentiable attribution (:mod:`r2et_fast.explain._attribution`): an
+    :class:`~r2et_fast.explain.Explainer`, a plain callable ``f(x, target) -> maps`` (B, ...) built
+    with ``create_graph=True`` (the steps differentiate the maps w.r.t. x), or a Captum adapter.
+    Default: gradient saliency of ``TRAINING_SCORE`` (the loss at the label, the authors' choice).
+
+    ``surrogate_beta`` (None: off): take the steps' gradient through a softplus copy of the model
+    (every ``nn.ReLU`` module -> ``nn.Softplus(beta)``, every ``nn.LeakyReLU(a)`` module -> ``a x +
+    (1 - a) softplus_beta(x)``; functional activations cannot be swapped, see
+    :mod:`r2et_fast.attacks._surrogate`), explained by ``rebind(explainer, copy)`` (Dombrowski et
+    al. 2019). Only the objective's gradient uses it: the clean explanation, P@k at every iterate,
+    the prediction checks and constraint, and the returned maps are always those of the real model
+    and explainer. The copy is made at each call, so it follows later changes of the weights.
+
+    A call ``attack(x, y)``, as torchattacks does, puts the model (and the explainer's model, when
+    an Explainer or adapter explains another ``nn.Module``) in eval mode for the whole call and
+    restores every submodule's own ``training`` flag afterwards, even on an exception; no buffer is
+    changed (train-mode BatchNorm would mix the rows of a batch and update its running statistics;
+    Dropout would make the explanation random). A model that is not an ``nn.Module`` (a plain function, maybe
+    wrapping one) has no mode the attack can see: switch it yourself.
+
+    Single-output models (B, 1), the logit of class 1, work throughout: the prediction is 1[z > 0]
+    and the constraints' probabilities [1 - sigmoid(z), sigmoid(z)], exactly as for the 2-logit
+    model [0, z].
+
+    When the explanation's input gradient is exactly zero at the start point for some samples (the
+    logit saliency of a piecewise-linear model), the call warns once with a
+    :class:`~r2et_fast.attacks.VanishingGradientWarning`: those samples cannot move.
     """
 
     def __init__(self, model, *, k: int = 8, eps: float = 1.0, alpha: float = 1e-3, steps: int = 100,
                  norm: str = "linf", step_norm: str | None = None, random_start: bool = False,
-                 constraint: str = "early_stop", explainer: Explainer | None = None, lower=None,
+                 constraint: str = "early_stop", explainer: object | None = None, lower=None,
                  upper=None, seed: int = 0, backend: str | None = None, distance: str = "prob_l2",
-                 tolerance: float = 0.0, constraint_eta: float = 1.0) -> None:
+                 tolerance: float = 0.0, constraint_eta: float = 1.0,
+                 surrogate_beta: float | None = None) -> None:
         check_callable(model, "model")
         check_budget(eps, alpha, steps, norm, step_norm)
         check_positive_int(k, "k")
@@ -65,8 +103,11 @@ class IterativeAttack:
         check_nonnegative_float(constraint_eta, "constraint_eta")
         self.constraint, self.distance = constraint, distance
         self.tolerance, self.constraint_eta = float(tolerance), float(constraint_eta)
-        # The attacks explain what R2ET's training explains (TRAINING_SCORE, the authors' choice).
         self.explainer = explainer if explainer is not None else Saliency(model, score=TRAINING_SCORE)
+        as_attribution(self.explainer, "explainer")  # refuse a non-attribution now, not mid-call
+        self.surrogate_beta = check_surrogate_beta(surrogate_beta, model)
+        if self.surrogate_beta is not None:
+            rebind(self.explainer, model, "explainer")  # a plain callable cannot follow the copy
         self.lower, self.upper, self.backend = lower, upper, backend
 
     # -- to override -------------------------------------------------------------------------------
@@ -76,17 +117,35 @@ class IterativeAttack:
     def _loss(self, maps: torch.Tensor, clean: torch.Tensor, state) -> torch.Tensor:
         raise NotImplementedError
 
-    # -- the loop ------------------------------------------------------------------------------------
+    # -- the pieces ----------------------------------------------------------------------------------
     def _explain(self, x: torch.Tensor, y: torch.Tensor, create_graph: bool) -> torch.Tensor:
-        return self.explainer.attribute(x, target=y, create_graph=create_graph).flatten(1)
+        """The real explanation, flattened (B, n)."""
+        return as_attribution(self.explainer, "explainer")(x, y, create_graph).flatten(1)
+
+    def _surrogate_attribution(self) -> AttributionFn | None:
+        """The explainer of a fresh softplus copy of the model, or None without ``surrogate_beta``."""
+        if self.surrogate_beta is None:
+            return None
+        surrogate = softplus_surrogate(self.model, self.surrogate_beta)
+        return as_attribution(rebind(self.explainer, surrogate, "explainer"), "explainer")
+
+    def _step_maps(self, x_t: torch.Tensor, y: torch.Tensor, surrogate: AttributionFn | None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(maps to differentiate, the real maps, detached) at ``x_t``, both flattened (B, n)."""
+        if surrogate is None:
+            maps = self._explain(x_t, y, create_graph=True)
+            return maps, maps.detach()
+        maps = surrogate(x_t, y, True).flatten(1)
+        return maps, self._explain(x_t.detach(), y, create_graph=False)
 
     @torch.no_grad()
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x).argmax(dim=1)
+        return predicted_class(check_model_output(self.model(x), x.shape[0]))
 
     def _violation(self, x: torch.Tensor, p0: torch.Tensor) -> torch.Tensor:
-        """c(x) = max(0, d(p(x0), p(x)) - tolerance) per sample, differentiable w.r.t. x."""
-        logits = self.model(x)
+        """c(x) = max(0, d(p(x0), p(x)) - tolerance) per sample, differentiable w.r.t. x; ``p0``
+        (B, max(C, 2)) are the clean probabilities (softmax of :func:`two_class` of the output)."""
+        logits = two_class(self.model(x))
         if self.distance == "margin":
             c0 = p0.argmax(dim=1, keepdim=True)
             own = logits.gather(1, c0).squeeze(1)
@@ -117,17 +176,21 @@ class IterativeAttack:
         return lam / lam.sum(dim=1, keepdim=True)
 
     def _setup(self, x: torch.Tensor, y: torch.Tensor):
-        """Checks, the box, the clean explanation and the clean prediction of a batch."""
-        check_inputs(x, y)
+        """The box, the clean output, prediction and explanation of a batch (labels ``y`` int64).
+
+        Returns ``(x0, lower, upper, clean maps, clean prediction, clean output (B, C))``."""
         x0 = x.detach()
         lower, upper = box_tensor(self.lower, x0, "lower"), box_tensor(self.upper, x0, "upper")
         outside = (lower is not None and bool((x0 < lower).any())) or (
             upper is not None and bool((x0 > upper).any()))
         if outside:
             raise ValueError("x lies outside the box [lower, upper]")
+        with torch.no_grad():
+            out0 = check_model_output(self.model(x0), x0.shape[0])
+        check_label_range(y, out0.shape[1])
         clean = self._explain(x0, y, create_graph=False)
         check_k(self.k, clean.shape[1])
-        return x0, lower, upper, clean, self._predict(x0)
+        return x0, lower, upper, clean, predicted_class(out0), out0
 
     def _finish(self, x_t: torch.Tensor, y: torch.Tensor, clean: torch.Tensor, precision: torch.Tensor,
                 pred0: torch.Tensor, steps_run: torch.Tensor) -> AttackResult:
@@ -145,14 +208,32 @@ class IterativeAttack:
     def _view(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         return mask.view(-1, *([1] * (like.dim() - 1)))
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> AttackResult:
-        """Attack the batch ``x`` whose explanations are taken at labels ``y``."""
-        x0, lower, upper, clean, pred0 = self._setup(x, y)
+    def _guarded(self, x, y, run: Callable[[torch.Tensor, torch.Tensor],
+                                           tuple[AttackResult, torch.Tensor]], name: str) -> AttackResult:
+        """Check ``x``, turn ``y`` into labels, run ``run(x, labels) -> (result, vanished)`` with the
+        models in eval mode, then warn once if any sample's gradient vanished."""
+        check_batch(x, "x")
+        labels = as_labels(y, x)
+        with eval_mode(modules_of(self.model, attribution_model(self.explainer))):
+            result, vanished = run(x, labels)
+        warn_vanishing(vanished, name, stacklevel=3)  # -> _guarded -> __call__ -> the caller
+        return result
+
+    # -- the loop ------------------------------------------------------------------------------------
+    def __call__(self, x: torch.Tensor, y) -> AttackResult:
+        """Attack the batch ``x`` whose explanations are taken at labels ``y``: an integer tensor
+        (B,) or 0-d of any integer dtype on the device of x, a Python int (every sample) or a
+        list/tuple of B ints (see :func:`~r2et_fast._validation.as_labels`)."""
+        return self._guarded(x, y, self._attack, type(self).__name__)
+
+    def _attack(self, x: torch.Tensor, y: torch.Tensor) -> tuple[AttackResult, torch.Tensor]:
+        """The steps; returns the result and the (B,) mask of samples whose gradient vanished."""
+        x0, lower, upper, clean, pred0, out0 = self._setup(x, y)
+        surrogate = self._surrogate_attribution()
         state = self._prepare(clean)
         lagrangian = self.constraint in LAGRANGIAN
         if lagrangian:
-            with torch.no_grad():
-                p0 = torch.softmax(self.model(x0), dim=1)
+            p0 = torch.softmax(two_class(out0), dim=1)
             lam = torch.tensor([0.5, 0.5], dtype=x0.dtype, device=x0.device).repeat(x0.shape[0], 1)
 
         x_t = x0.clone()
@@ -166,21 +247,22 @@ class IterativeAttack:
         precision = torch.empty(self.steps + 1, batch, dtype=clean.dtype, device=x0.device)
         active = torch.ones(batch, dtype=torch.bool, device=x0.device)
         steps_run = torch.zeros(batch, dtype=torch.int64, device=x0.device)
+        vanished = torch.zeros(batch, dtype=torch.bool, device=x0.device)
         for t in range(self.steps):
             x_t.requires_grad_(True)
-            maps = self._explain(x_t, y, create_graph=True)
+            maps, real_maps = self._step_maps(x_t, y, surrogate)
             objective = self._loss(maps, clean, state).sum()
+            # at the first step the graph is kept, should the vanishing check need to probe it
+            grad = input_grad(objective, x_t, retain_graph=t == 0)
+            if t == 0:
+                vanished = vanishing_samples(maps, x_t, grad)
             if lagrangian:
                 c = self._violation(x_t, p0)
-                g_obj = torch.autograd.grad(objective, x_t)[0].flatten(1)
-                (g_con,) = torch.autograd.grad(c.sum(), x_t, allow_unused=True)
-                g_con = torch.zeros_like(g_obj) if g_con is None else g_con.flatten(1)
+                g_obj, g_con = grad.flatten(1), input_grad(c.sum(), x_t).flatten(1)
                 lam = self._weights(lam, c.detach(), g_obj, g_con)
                 grad = (lam[:, :1] * g_obj + lam[:, 1:] * g_con).view_as(x_t)
-            else:
-                (grad,) = torch.autograd.grad(objective, x_t)
             x_t = x_t.detach()
-            precision[t] = precision_at_k(clean, maps.detach(), self.k, backend=self.backend)
+            precision[t] = precision_at_k(clean, real_maps, self.k, backend=self.backend)
             x_next = projected_step(x_t, grad, x0, self.alpha, self.eps, step_norm=self.step_norm,
                                     norm=self.norm, lower=lower, upper=upper, backend=self.backend)
             if self.constraint == "early_stop":
@@ -188,4 +270,4 @@ class IterativeAttack:
                 x_next = torch.where(self._view(active, x0), x_next, x_t)
             steps_run += active
             x_t = x_next
-        return self._finish(x_t, y, clean, precision, pred0, steps_run)
+        return self._finish(x_t, y, clean, precision, pred0, steps_run), vanished

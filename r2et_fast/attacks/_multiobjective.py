@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 
 from r2et_fast.attacks._base import AttackResult
+from r2et_fast.attacks._iterative import IterativeAttack
+from r2et_fast.attacks._vanishing import input_grad, vanishing_samples
 from r2et_fast.ops.attacks import projected_step
 from r2et_fast.ops.ranking import precision_at_k
 from r2et_fast.ops.regularizers import topk_pair_gap
@@ -36,53 +38,70 @@ class MultiObjectiveERAttack:
     """Lowers every pair gap h_p = I_hi - I_lo (pairs fixed from the clean explanation) at once.
 
     Args:
-        model, k, eps, norm, lower, upper, explainer, backend: as for :class:`ERAttack`.
+        model, k, eps, norm, lower, upper, explainer, backend, surrogate_beta: as for
+            :class:`ERAttack` (:class:`~r2et_fast.attacks.IterativeAttack`): any differentiable
+            attribution as ``explainer``, labels of any integer kind, eval mode for the call,
+            single-output models, the vanishing-gradient warning.
         alpha: the first step length tried by Armijo backtracking (halved up to ``backtracks``
             times; a sample whose every try fails does not move that iteration).
         steps: maximum iterations. pairs / n_pairs: "anchor" (default, N = k) or "mm".
         armijo_c: sufficient-decrease constant; critical_tol: a sample whose min-norm direction
             is shorter than this is Pareto-critical and stops.
-        The prediction is kept: a trial point that changes it is rejected like an Armijo failure.
+        The prediction (of the real model) is kept: a trial point that changes it is rejected like
+        an Armijo failure. With ``surrogate_beta`` the directions *and* the Armijo test use the
+        surrogate's gaps (the real gaps of a piecewise-linear model are locally constant, so no
+        sufficient decrease could ever be seen); P@k and the returned maps are the real ones.
     """
 
     def __init__(self, model, *, k: int = 8, eps: float = 1.0, alpha: float = 0.05, steps: int = 50,
                  norm: str = "linf", pairs: str = "anchor", n_pairs: int | None = None,
                  armijo_c: float = 1e-4, backtracks: int = 6, critical_tol: float = 1e-9,
                  fw_iters: int = 50, explainer=None, lower=None, upper=None,
-                 backend: str | None = None) -> None:
-        from r2et_fast.attacks._iterative import IterativeAttack
-
+                 backend: str | None = None, surrogate_beta: float | None = None) -> None:
         if pairs not in ("anchor", "mm"):
             raise ValueError(f"pairs must be 'anchor' or 'mm' (explicit pairs), got {pairs!r}")
         self._base = IterativeAttack(model, k=k, eps=eps, alpha=alpha, steps=steps, norm=norm,
-                                     explainer=explainer, lower=lower, upper=upper, backend=backend)
+                                     explainer=explainer, lower=lower, upper=upper, backend=backend,
+                                     surrogate_beta=surrogate_beta)
         self.pairs, self.n_pairs = pairs, n_pairs
         self.armijo_c, self.backtracks, self.critical_tol = armijo_c, backtracks, critical_tol
         self.fw_iters = fw_iters
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> AttackResult:
+    def __call__(self, x: torch.Tensor, y) -> AttackResult:
+        """Attack ``x`` at labels ``y`` (as for :meth:`IterativeAttack.__call__`)."""
+        return self._base._guarded(x, y, self._attack, type(self).__name__)
+
+    def _attack(self, x: torch.Tensor, y: torch.Tensor) -> tuple[AttackResult, torch.Tensor]:
         b = self._base
-        x0, lower, upper, clean, pred0 = b._setup(x, y)
+        x0, lower, upper, clean, pred0, _ = b._setup(x, y)
+        surrogate = b._surrogate_attribution()
         _, hi, lo = topk_pair_gap(clean, b.k, self.pairs, "linear", self.n_pairs,
                                   return_indices=True, backend=b.backend)
 
         def gaps(maps):
             return maps.gather(1, hi) - maps.gather(1, lo)
 
+        def search_maps(z):  # the maps whose gaps the steps descend (real, or the surrogate's)
+            return b._explain(z, y, False) if surrogate is None else surrogate(z, y, False).flatten(1)
+
         batch = x0.shape[0]
         precision = torch.empty(b.steps + 1, batch, dtype=clean.dtype, device=x0.device)
         active = torch.ones(batch, dtype=torch.bool, device=x0.device)
         steps_run = torch.zeros(batch, dtype=torch.int64, device=x0.device)
+        vanished = torch.zeros(batch, dtype=torch.bool, device=x0.device)
         x_t = x0.clone()
         for t in range(b.steps):
             x_t.requires_grad_(True)
-            maps = b._explain(x_t, y, create_graph=True)
+            maps, real_maps = b._step_maps(x_t, y, surrogate)
             h = gaps(maps)
             count = h.shape[1]
-            grads = torch.stack([torch.autograd.grad(h[:, p].sum(), x_t, retain_graph=p + 1 < count)[0]
+            # the graph is kept after the last pair at the first step, for the vanishing check
+            grads = torch.stack([input_grad(h[:, p].sum(), x_t, retain_graph=p + 1 < count or t == 0)
                                  .flatten(1) for p in range(count)], dim=1)
+            if t == 0:
+                vanished = vanishing_samples(maps, x_t, grads.flatten(1))
             x_t, h = x_t.detach(), h.detach()
-            precision[t] = precision_at_k(clean, maps.detach(), b.k, backend=b.backend)
+            precision[t] = precision_at_k(clean, real_maps, b.k, backend=b.backend)
             d = -min_norm_point(grads, self.fw_iters)  # descends every gap (first order)
             d_sq = d.square().sum(dim=1)
             active &= d_sq.sqrt() > self.critical_tol
@@ -98,7 +117,7 @@ class MultiObjectiveERAttack:
                 # a zero step with the fused kernel is a pure projection onto the ball and the box
                 trial = projected_step(moved_x, torch.zeros_like(x_t), x0, 0.0, b.eps, step_norm="l2",
                                        norm=b.norm, lower=lower, upper=upper, backend=b.backend)
-                h_trial = gaps(b._explain(trial, y, create_graph=False))
+                h_trial = gaps(search_maps(trial))
                 ok = (h_trial <= h - self.armijo_c * (length * d_sq)[:, None]).all(dim=1)
                 ok &= b._predict(trial) == pred0
                 newly = todo & ok
@@ -107,4 +126,4 @@ class MultiObjectiveERAttack:
                 length = torch.where(todo & ~ok, length / 2, length)
             steps_run += accepted
             x_t = x_new
-        return b._finish(x_t, y, clean, precision, pred0, steps_run)
+        return b._finish(x_t, y, clean, precision, pred0, steps_run), vanished

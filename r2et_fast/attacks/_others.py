@@ -40,7 +40,8 @@ class AttributionPGD(IterativeAttack):
     """PGD on attributions: maximises ||g(x') - g(x)||_2 (l2 or l-inf ball), used to test the
     Wang & Kong bounds. Random start by default (the gradient vanishes at x' = x); no prediction
     constraint by default (``constraint="none"``); pass ``restarts`` > 1 to keep, per sample, the
-    farthest of several seeded runs."""
+    farthest of several seeded runs (seeds ``seed``, ``seed + 1``, ...), all in one call: the
+    vanishing-gradient warning counts the samples that no restart could move."""
 
     def __init__(self, model, *, random_start: bool = True, constraint: str = "none", restarts: int = 1,
                  **kwargs) -> None:
@@ -50,15 +51,18 @@ class AttributionPGD(IterativeAttack):
     def _loss(self, maps, clean, state):
         return -(maps - clean).square().sum(dim=1)  # same maximiser as the norm, smooth at 0
 
-    def __call__(self, x, y):
-        best, best_dist = None, None
+    def _attack(self, x, y):
+        # the restarts run inside one guarded call: one eval-mode switch and at most one warning,
+        # for the samples that no restart could move
+        best, best_dist, vanished = None, None, None
         seed = self.seed
         for r in range(self.restarts):
             self.seed = seed + r
             try:
-                result = super().__call__(x, y)
+                result, stuck = super()._attack(x, y)
             finally:
                 self.seed = seed
+            vanished = stuck if vanished is None else vanished & stuck
             dist = (result.adv_maps - result.clean_maps).norm(dim=1)
             if best is None:
                 best, best_dist = result, dist
@@ -69,4 +73,4 @@ class AttributionPGD(IterativeAttack):
                 setattr(best, name, torch.where(self._view(better, old), new, old))
             best.precision_at_k = torch.where(better[None], result.precision_at_k, best.precision_at_k)
             best_dist = torch.maximum(best_dist, dist)
-        return best
+        return best, vanished

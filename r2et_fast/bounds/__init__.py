@@ -8,7 +8,8 @@ and J = dg/dx (the paper's H = J^T, P = H H^T = J^T J):
 * :func:`abs_sum_p`: sum_ij |P_ij| (the l_inf bound), J built block by block, bounded size.
 * Bounds: :func:`l2_bound`, :func:`lp_bound`, :func:`linf_bound`, :func:`cosine_bound`,
   :func:`generalization_factor`, :func:`certified_topk_radius` (first-order certificate).
-* :func:`certify`: all of them for a batch; :func:`validate_bounds`: attacks against them.
+* :func:`certify`: all of them for a batch (warning with :class:`VanishingJacobianWarning` where
+  xi_max = 0, e.g. the logit saliency of a ReLU network); :func:`validate_bounds`: attacks against them.
 
 All bounds are first-order (exact for a linear g); with the label constraint they take the same
 values, since the maximiser (+-eps v_max, or a box corner) stays feasible (paper §4.3).
@@ -27,6 +28,7 @@ from ._bounds import (
 from ._certify import Certificate, certify
 from ._spectral import SpectralResult, abs_sum_p, attribution, attribution_jacobian, top_singular
 from ._validate import ValidationReport, validate_bounds
+from ._vanishing import VanishingJacobianWarning
 
 __all__ = [
     "ATTRIBUTIONS",
@@ -34,6 +36,7 @@ __all__ = [
     "CosineBound",
     "SpectralResult",
     "ValidationReport",
+    "VanishingJacobianWarning",
     "abs_sum_p",
     "attribution",
     "attribution_jacobian",

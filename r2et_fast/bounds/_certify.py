@@ -22,6 +22,7 @@ from ._bounds import (
     lp_bound,
 )
 from ._spectral import _prepare, abs_sum_p, top_singular
+from ._vanishing import warn_if_vanishing
 
 _PER_SAMPLE = ("target", "g_norm", "xi_max", "t_e", "c", "t_e_generalized", "t_c", "t_c_rad", "t_c_deg",
                "cosine_applicable", "topk_radius", "topk_certified", "abs_sum_p", "converged", "iterations")
@@ -43,7 +44,8 @@ class Certificate:
         target: the explained class. g_norm: ||g(x)||_2.
         xi_max: largest singular value of J = dg/dx; v_max: its right singular vector (like x).
         t_e: Euclidean bound on ||g(x + delta) - g(x)||_2 over the ball (first order).
-        c, t_e_generalized: the paper's generalisation factor and T'_e = c * T_e.
+        c, t_e_generalized: the paper's generalisation factor and T'_e = c * T_e (where
+            xi_max = 0, T'_e is the measured deviation itself: c * T_e would be inf * 0).
         t_c, t_c_rad, t_c_deg: cosine-distance bound, and as an angle in radians / degrees;
             cosine_applicable: T_e <= ||g|| (elsewhere the trivial bound 2 / pi / 180 degrees).
         topk_radius: first-order certified radius of the top-k set of |g|; topk_certified:
@@ -124,6 +126,11 @@ def certify(model: Any, x: torch.Tensor, eps: float, norm: str | float = "l2", m
 
     The generalisation factor c is measured at x +- eps v_max (the larger of the two, as the sign
     of v_max is arbitrary) for every norm, as docs/spec.md §7 defines it; the paper only needs it for l2.
+
+    Warns with :class:`~r2et_fast.bounds.VanishingJacobianWarning` when some sample has
+    xi_max = 0 exactly (e.g. the logit saliency of a ReLU network, whose input Hessian autograd
+    takes as 0): its T_e is 0 and its top-k radius infinite, which is not robustness. The values
+    are kept (they are the first-order numbers); see :mod:`r2et_fast.bounds._vanishing`.
     """
     kind, p = resolve_norm(norm)
     eps = check_positive_float(eps, "eps")
@@ -149,13 +156,16 @@ def certify(model: Any, x: torch.Tensor, eps: float, norm: str | float = "l2", m
         g_shift = explainer.attribute(shifted, target=labels.repeat(2)).flatten(1)
     dev = (g_shift - g0.repeat(2, 1)).norm(dim=1).view(2, -1).amax(dim=0)
     c = generalization_factor(dev, spec.xi_max, eps)
+    warn_if_vanishing(spec.xi_max, dev, model, method, score)
 
     g_norm = g0.norm(dim=1)
     cos = cosine_bound(t_e, g_norm)
     radius = certified_topk_radius(g0, k, t_e / eps)
+    # c * T_e = max(T_e, dev) for l2; where xi_max = 0 it is inf * 0, and max(0, dev) = dev
+    t_e_generalized = torch.where(spec.xi_max > 0, c * t_e, dev)
     return Certificate(
         eps=eps, norm=kind, p=p, method=method, k=k, target=labels, g_norm=g_norm, xi_max=spec.xi_max,
-        t_e=t_e, c=c, t_e_generalized=c * t_e, t_c=cos.distance, t_c_rad=cos.angle_rad,
+        t_e=t_e, c=c, t_e_generalized=t_e_generalized, t_c=cos.distance, t_c_rad=cos.angle_rad,
         t_c_deg=cos.angle_deg, cosine_applicable=cos.applicable, topk_radius=radius,
         topk_certified=eps < radius, converged=spec.converged, iterations=spec.iterations,
         abs_sum_p=sum_p, v_max=spec.v_max)

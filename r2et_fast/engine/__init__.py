@@ -23,6 +23,8 @@ from r2et_fast.engine._base import (
     resolve_engine,
 )
 from r2et_fast.engine._batched import BatchedEngine
+from r2et_fast.engine._modes import MODE_DEPENDENT_LAYERS, eval_mode, explanation_mode, mode_dependent
+from r2et_fast.engine._modes import task_logits as _task_logits
 
 register_engine(AutogradEngine(), priority=0)
 register_engine(BatchedEngine(), priority=0)
@@ -33,11 +35,25 @@ ENGINES = engine_names()
 
 def compute_gradients(model, x, target, *, score: str, kappa: float | None = None,
                       engine: str = AUTO) -> Gradients:
-    """:class:`Gradients` of ``model`` at ``x`` from the engine ``engine`` resolves to."""
+    """:class:`Gradients` of ``model`` at ``x`` from the engine ``engine`` resolves to.
+
+    A model in training mode is explained in eval mode (``Gradients.eval_mode`` says when that
+    changed anything; :mod:`r2et_fast.engine._modes` gives the reasons).
+    """
     check_request(model, x, score, kappa)
-    return resolve_engine(engine, model, x).gradients(model, x, target, score=score, kappa=kappa)
+    with explanation_mode(model) as switched:
+        grads = resolve_engine(engine, model, x).gradients(model, x, target, score=score, kappa=kappa)
+    grads.eval_mode = switched
+    return grads
 
 
-__all__ = ["AUTO", "ENGINES", "Gradients", "GradientEngine", "AutogradEngine", "BatchedEngine",
-           "check_engine", "check_request", "compute_gradients", "engine_names", "get_engine",
-           "hessian_direction", "register_engine", "resolve_engine"]
+def task_logits(model, x, grads: Gradients):
+    """The logits of ``model`` at ``x`` for the task loss, in the model's own mode: ``grads.logits``
+    unless the explanation passes ran in eval mode (then one forward pass in training mode)."""
+    return _task_logits(model, x, grads.logits, grads.eval_mode)
+
+
+__all__ = ["AUTO", "ENGINES", "MODE_DEPENDENT_LAYERS", "Gradients", "GradientEngine", "AutogradEngine",
+           "BatchedEngine", "check_engine", "check_request", "compute_gradients", "engine_names",
+           "eval_mode", "explanation_mode", "get_engine", "hessian_direction", "mode_dependent",
+           "register_engine", "resolve_engine", "task_logits"]

@@ -33,13 +33,17 @@ class Gradients:
     """The engine's result for one batch.
 
     logits: the model's output at x (B, C), with its graph; target: the explained classes (B,);
-    g_x: g(x) (B, ...); g_shift: g(x + kappa v) (B, ...), or None when no step was asked for.
+    g_x: g(x) (B, ...); g_shift: g(x + kappa v) (B, ...), or None when no step was asked for;
+    eval_mode: the passes ran with a training model switched to eval mode (see
+    :mod:`r2et_fast.engine._modes`), so ``logits`` are eval-mode logits and a task loss in the
+    model's own mode takes its logits from :func:`~r2et_fast.engine.task_logits`.
     """
 
     logits: torch.Tensor
     target: torch.Tensor
     g_x: torch.Tensor
     g_shift: torch.Tensor | None = None
+    eval_mode: bool = False
 
 
 def check_request(model: Model, x: torch.Tensor, score: str, kappa: float | None = None, *,

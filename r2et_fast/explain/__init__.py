@@ -10,6 +10,9 @@ default explainer use ``TRAINING_SCORE`` (the loss, as R2ET's authors); the reas
 All methods are pure PyTorch. With ``create_graph=True`` the explanation can be differentiated
 again (w.r.t. the model parameters, and w.r.t. x if x requires grad), as R2ET training needs;
 otherwise it is detached. The model's train/eval mode and the caller's tensors are untouched.
+
+Captum methods built on input gradients (``CAPTUM_SUPPORTED``) are adapted by
+``from_captum(method, **attribute_kwargs)``, second-order like these (Captum is imported only then).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 from ._adjacency import AdjacencyGradXInput, adjacency_grad_x_input, edge_map
 from ._base import Explainer, Model
+from ._captum import CAPTUM_SUPPORTED, CaptumAttribution, from_captum
 from ._gradient import GradientXInput, Saliency, gradient_x_input, saliency
 from ._integrated_gradients import IntegratedGradients, integrated_gradients
 from ._score import EXPLAINER_SCORE, SCORES, TRAINING_SCORE
@@ -51,6 +55,8 @@ __all__ = [
     "AdjacencyGradXInput",
     "adjacency_grad_x_input",
     "edge_map",
+    "CAPTUM_SUPPORTED",
+    "CaptumAttribution",
     "EXPLAINERS",
     "SCORES",
     "EXPLAINER_SCORE",
@@ -60,6 +66,7 @@ __all__ = [
     "IntegratedGradients",
     "Saliency",
     "SmoothGrad",
+    "from_captum",
     "get_explainer",
     "gradient_x_input",
     "integrated_gradients",

@@ -24,7 +24,7 @@ def _box_bound(bound, x: torch.Tensor, name: str) -> torch.Tensor | None:
                          f"shape {tuple(bound.shape)}") from exc
     if flat.device != x.device:
         raise ValueError(f"{name} must be on the device of x ({x.device}), got {flat.device}")
-    if bool(torch.isnan(flat).any()):
+    if not v.is_symbolic(flat) and bool(torch.isnan(flat).any()):
         raise ValueError(f"{name} contains NaN")
     return flat.contiguous()
 

@@ -53,6 +53,7 @@ def topk_pair_agreement(maps: torch.Tensor, top: torch.Tensor, *, backend: str |
     _check_top(maps, top)
     if use_native("topk_pair_agreement", maps, backend):
         return _ops.native("topk_pair_agreement")(maps, top)  # the kernel checks the values
-    _check_top_values(top, maps.shape[1])
+    if not v.is_symbolic(top):  # a meta or fake tensor has no values to check
+        _check_top_values(top, maps.shape[1])
     v.check_finite(maps, "maps")
     return twin.topk_pair_agreement(maps, top)

@@ -16,12 +16,20 @@ import torch.nn.functional as F
 
 from r2et_fast import regularizers as R
 from r2et_fast.attacks import ERAttack
-from r2et_fast.engine import compute_gradients
+from r2et_fast.engine import compute_gradients, task_logits
 
 if TYPE_CHECKING:
     from r2et_fast.train._config import TrainConfig
 
 Parts = dict[str, torch.Tensor]
+
+
+def task_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The mean task loss: cross-entropy, or BCE-with-logits for a single-output model (B, 1)
+    whose labels are 0/1 (the loss score of :mod:`r2et_fast.explain._score`, averaged)."""
+    if logits.dim() == 2 and logits.shape[1] == 1:
+        return F.binary_cross_entropy_with_logits(logits[:, 0], y.to(logits.dtype))
+    return F.cross_entropy(logits, y)
 
 
 class Method:
@@ -53,7 +61,7 @@ class Method:
 
     def __call__(self, model, x: torch.Tensor, y: torch.Tensor, *, step_seed: int = 0
                  ) -> tuple[torch.Tensor, Parts]:
-        ce = F.cross_entropy(model(x), y)
+        ce = task_loss(model(x), y)
         return ce, {"ce": ce.detach()}
 
 
@@ -128,7 +136,7 @@ class EstimatedHessian(Method):
         h, grads = R.hessian_norm(model, x, y, score=self.score, kappa=self.kappa, engine=self.engine,
                                   backend=self.backend)
         h = h.mean()
-        ce = F.cross_entropy(grads.logits, y)
+        ce = task_loss(task_logits(model, x, grads), y)
         return ce + self.weight(self.lambda_hess, ce, h) * h, {"ce": ce.detach(), "hess": h.detach()}
 
 
@@ -144,7 +152,7 @@ class ExactHessian(Method):
 
     def __call__(self, model, x: torch.Tensor, y: torch.Tensor, *, step_seed: int = 0
                  ) -> tuple[torch.Tensor, Parts]:
-        ce = F.cross_entropy(model(x), y)
+        ce = task_loss(model(x), y)
         h = R.exact_hessian_norm(model, x, y, self.score, max_features=self.max_features).mean()
         return ce + self.weight(self.lambda_reg, ce, h) * h, {"ce": ce.detach(), "hess_exact": h.detach()}
 
@@ -161,7 +169,7 @@ class SSR(Method):
 
     def __call__(self, model, x: torch.Tensor, y: torch.Tensor, *, step_seed: int = 0
                  ) -> tuple[torch.Tensor, Parts]:
-        ce = F.cross_entropy(model(x), y)
+        ce = task_loss(model(x), y)
         s = R.ssr_term(model, x).mean()
         return ce + self.weight(self.lambda_reg, ce, s) * s, {"ce": ce.detach(), "ssr": s.detach()}
 
@@ -181,14 +189,14 @@ class AdversarialTraining(Method):
         attack = ERAttack(model, k=self.k, eps=self.eps, alpha=self.alpha, steps=self.steps, norm="linf",
                           step_norm="l2", constraint="none", seed=step_seed, backend=self.backend)
         x_adv = attack(x, y).x_adv.detach()
-        ce = F.cross_entropy(model(x_adv), y)
+        ce = task_loss(model(x_adv), y)
         return ce, {"ce": ce.detach()}
 
 
 class _R2ETFamily(Method):
     """R2ET: CE - lambda_gap * G_k (+ lambda_hess * Ĥ unless the variant drops it)."""
 
-    pairs: ClassVar[str] = "all"
+    default_pairs: ClassVar[str] = "all"
     with_hessian: ClassVar[bool] = True
 
     def __init__(self, cfg: TrainConfig) -> None:
@@ -196,6 +204,7 @@ class _R2ETFamily(Method):
         self.k, self.kappa, self.transform = cfg.k, cfg.kappa, cfg.transform
         self.lambda_gap, self.lambda_hess = cfg.lambda_gap, cfg.lambda_hess
         self.n_pairs = cfg.n_pairs
+        self.pairs: str = self.default_pairs  # R2ETLoss(pairs=...) may choose another selection
 
     def __call__(self, model, x: torch.Tensor, y: torch.Tensor, *, step_seed: int = 0
                  ) -> tuple[torch.Tensor, Parts]:
@@ -206,7 +215,7 @@ class _R2ETFamily(Method):
             h = h.mean()
         else:
             grads = compute_gradients(model, x, y, score=self.score, engine=self.engine)
-        ce = F.cross_entropy(grads.logits, y)
+        ce = task_loss(task_logits(model, x, grads), y)
         parts["ce"] = ce.detach()
         loss = ce
         if self.with_hessian:
@@ -230,9 +239,9 @@ class R2ETNoHessian(_R2ETFamily):
 
 @register_method
 class R2ETMinMax(_R2ETFamily):
-    name, label, pairs = "r2et_mm", "R2ET-mm", "mm"
+    name, label, default_pairs = "r2et_mm", "R2ET-mm", "mm"
 
 
 @register_method
 class R2ETMinMaxNoHessian(_R2ETFamily):
-    name, label, pairs, with_hessian = "r2et_mm_noh", "R2ET-mm\\H", "mm", False
+    name, label, default_pairs, with_hessian = "r2et_mm_noh", "R2ET-mm\\H", "mm", False
