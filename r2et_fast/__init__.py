@@ -9,8 +9,8 @@ one-call training loss (``R2ETLoss``, ``r2et_loss``), and the backend switch (``
 from r2et_fast import ops
 from r2et_fast._backend import BACKENDS, backend, set_backend, use_backend
 from r2et_fast._ops import native_available
-from r2et_fast.ops._table import public_names as _public_op_names
 from r2et_fast.explain import from_captum
+from r2et_fast.ops._table import public_names as _public_op_names
 from r2et_fast.thickness import ThicknessResult, topk_thickness
 from r2et_fast.train import R2ETLoss, r2et_loss
 

@@ -65,14 +65,17 @@ def test_validate_linf(compas_model, tmp_path):
     assert (tmp_path / "linf_gradxinput.png").stat().st_size > 1000
 
 
-def test_missing_model_file(tmp_path):
-    with pytest.raises(SystemExit, match="no model file at"):
+def test_missing_model_file(tmp_path, capsys):
+    with pytest.raises(SystemExit) as err:
         _certify(tmp_path / "nope.pt", tmp_path, "--dataset", "compas", "--eps", "0.1")
+    assert err.value.code == 2 and "--model" in capsys.readouterr().err
 
 
-def test_wrong_dataset_for_the_model(compas_model, tmp_path):
-    with pytest.raises(SystemExit, match="wrong dataset"):
+def test_wrong_dataset_for_the_model(compas_model, tmp_path, capsys):
+    with pytest.raises(SystemExit) as err:
         _certify(compas_model, tmp_path, "--dataset", "adult", "--eps", "0.1")
+    assert err.value.code == 2
+    assert "was trained on compas, not on --dataset adult" in capsys.readouterr().err
 
 
 def test_piecewise_linear_model_is_flagged(tmp_path_factory, tmp_path, capsys):

@@ -43,3 +43,20 @@ def test_prediction_auc_of_a_perfect_model():
         model.weight.copy_(torch.tensor([[-1.0], [1.0]]))
         model.bias.zero_()
     assert prediction_auc(model, x, y) == 1.0
+
+
+def test_multiclass_auc_is_the_macro_one_vs_rest():
+    import torch
+
+    from r2et_fast.metrics import prediction_auc
+    from r2et_fast.metrics._prediction import roc_auc
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(60, 4, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 4, (60,), generator=g)
+    p = torch.softmax(logits, dim=1)
+    want = sum(roc_auc(p[:, c], (y == c).long()) for c in range(4)) / 4
+    assert abs(prediction_auc(lambda x: x, logits, y) - want) < 1e-12
+    assert prediction_auc(lambda x: x, torch.eye(4, dtype=torch.float64)[y] * 10, y) == 1.0
+    two = torch.randn(30, 2, generator=g, dtype=torch.float64)
+    y2 = torch.randint(0, 2, (30,), generator=g)
+    assert prediction_auc(lambda x: x, two, y2) == roc_auc(torch.softmax(two, 1)[:, 1], y2)

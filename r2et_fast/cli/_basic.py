@@ -10,6 +10,8 @@ import torch
 import r2et_fast
 from r2et_fast import _backend, _ops
 from r2et_fast._io import save_json
+from r2et_fast.cli._errors import CliError
+from r2et_fast.cli._options import NONNEGATIVE, POSITIVE_INT
 from r2et_fast.ops import __all__ as OPS
 
 
@@ -17,6 +19,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from r2et_fast.experiments import DemoConfig, run_demo
 
     cfg = DemoConfig(epochs=args.epochs, k=args.k, noise=args.noise, seed=args.seed)
+    if cfg.k > cfg.n_features:
+        raise CliError(f"--k {cfg.k} is more than the {cfg.n_features} features of the demo task")
     if args.backend:
         _backend.set_backend(args.backend)
     result = run_demo(cfg, progress=not args.no_progress)
@@ -49,9 +53,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def add_demo(sub) -> None:
     demo = sub.add_parser("demo", help="train a small model and print explanation rank metrics")
-    demo.add_argument("--epochs", type=int, default=30)
-    demo.add_argument("--k", type=int, default=4)
-    demo.add_argument("--noise", type=float, default=0.05)
+    demo.add_argument("--epochs", type=POSITIVE_INT, default=30)
+    demo.add_argument("--k", type=POSITIVE_INT, default=4, help="top-k size (at most the task's 16 features)")
+    demo.add_argument("--noise", type=NONNEGATIVE, default=0.05, help="std of the Gaussian input noise")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--backend", choices=_backend.BACKENDS)
     demo.add_argument("--out", help="write the results as JSON to this path")

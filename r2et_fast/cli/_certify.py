@@ -14,14 +14,22 @@ from tqdm.auto import tqdm
 
 from r2et_fast._io import save_json
 from r2et_fast._validation import NORMS
-from r2et_fast.datasets import DATASETS, Split, load_mnist, load_tabular
+from r2et_fast.cli._data import (
+    DATASET_HELP,
+    MODEL_DATASETS,
+    check_fits,
+    check_k,
+    dataset_of,
+    load,
+    load_saved,
+)
+from r2et_fast.cli._options import NONNEGATIVE, POSITIVE, POSITIVE_INT
 from r2et_fast.experiments._bounds_diagnostics import tied_pool_share
 from r2et_fast.experiments._bounds_eval import AttackBudget, evaluate
 from r2et_fast.experiments._bounds_plots import histogram
 from r2et_fast.experiments._bounds_report import summary_table
-from r2et_fast.experiments.protocol import data_box
 from r2et_fast.models import DEFAULT_ACTIVATION, MnistCNN, SmoothPoolCNN
-from r2et_fast.train import METHOD_LABELS, TrainConfig, load_model
+from r2et_fast.train import METHOD_LABELS, TrainConfig
 
 DEFAULT_BUDGET = AttackBudget()
 
@@ -40,33 +48,20 @@ def certify_saved(model_path: str | Path, *, dataset: str | None = None, eps: Se
     """Certify (and with ``validate`` attack) the first ``n_samples`` test samples of ``dataset``
     with a model saved by ``r2et_fast.train`` for each radius in ``eps``.
 
-    ``dataset``: "mnist" (single digits, box [0, 1]) or a tabular name (box: the data's per-feature
-    range); default the one recorded in the model file. ``k`` defaults to 50 (mnist) / 8
-    (tabular). ``smooth_pool``: evaluate a CNN with LSE pooling of this temperature
-    (:class:`SmoothPoolCNN`). Writes ``<out>/<norm>_<method>.json``, ``.md`` and ``.png`` (histogram
-    of T_e - T^_e, or of T_e without attacks); returns the JSON payload with the paths and notes.
+    ``dataset``: any data set of ``cli._data`` (mnist: single digits, box [0, 1]; graph pairs: edge
+    weights in [0, 1]; tabular: the data's per-feature range; or a brain-network file); default the
+    one recorded in the model file. ``k`` defaults to the data set's (8 tabular, 50 otherwise).
+    ``smooth_pool``: evaluate a CNN with LSE pooling of this temperature (:class:`SmoothPoolCNN`).
+    Writes ``<out>/<norm>_<method>.json``, ``.md`` and ``.png`` (histogram of T_e - T^_e, or of T_e
+    without attacks); returns the JSON payload with the paths and notes.
     """
-    path = Path(model_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no model file at {path}")
-    model, tcfg, meta = load_model(path)
-    name = dataset or meta.get("dataset")
-    if name is None:
-        raise ValueError("the model file does not name its data set: pass dataset "
-                         f"('mnist' or one of {DATASETS})")
-    if name == "mnist":
-        data: Split = load_mnist(seed=data_seed)
-        lower: float | torch.Tensor = 0.0
-        upper: float | torch.Tensor = 1.0
-    elif name in DATASETS:
-        data = load_tabular(name, seed=data_seed)
-        lower, upper = data_box(data)
-    else:
-        raise ValueError(f"dataset must be 'mnist' or one of {DATASETS}, got {name!r}")
-    x = data.x_test[:n_samples]
-    if tuple(meta["input_shape"]) != tuple(x.shape[1:]):
-        raise ValueError(f"the model takes inputs of shape {tuple(meta['input_shape'])}, but {name} samples "
-                         f"have shape {tuple(x.shape[1:])}: wrong dataset for this model?")
+    path = str(model_path)
+    model, tcfg, meta = load_saved(path)
+    data = load(dataset_of(path, meta, dataset), seed=data_seed, arch=tcfg.arch)
+    check_fits(path, meta, data)
+    name = data.label
+    lower, upper = data.box()
+    x = data.split.x_test[:n_samples]
     notes = []
     act = _piecewise_linear(tcfg)
     if act is not None:
@@ -81,7 +76,8 @@ def certify_saved(model_path: str | Path, *, dataset: str | None = None, eps: Se
         notes.append(f"max pooling: {share:.0f}% of the first layer's pooling windows are exact ties on "
                      "these images, where g jumps under any perturbation; --smooth-pool TAU evaluates "
                      "the same weights with smooth (LSE) pooling")
-    k = k if k is not None else (50 if name == "mnist" else 8)
+    k = k if k is not None else data.spec.k
+    check_k(k, data)
     ekw = {"n_steps": ig_steps} if method == "ig" else None
     records = [evaluate(model, x, e, norm, method, k, validate=validate, budget=budget, lower=lower,
                         upper=upper, explainer_kwargs=ekw)
@@ -90,7 +86,7 @@ def certify_saved(model_path: str | Path, *, dataset: str | None = None, eps: Se
     stem = f"{norm}_{method}"
     title = f"{tcfg.method} on {name}, {method}, {norm}"
     figure = histogram(records, out / f"{stem}.png", title)
-    payload = {"model": str(path), "dataset": name, "train_method": tcfg.method, "norm": norm,
+    payload = {"model": path, "dataset": data.name, "train_method": tcfg.method, "norm": norm,
                "method": method, "k": k, "n_samples": len(x), "validate": validate,
                "budget": asdict(budget) if validate else None, "smooth_pool": smooth_pool, "notes": notes,
                "records": records,
@@ -112,9 +108,6 @@ def certify_saved(model_path: str | Path, *, dataset: str | None = None, eps: Se
 def _cmd_certify(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    if not Path(args.model).is_file():
-        raise SystemExit(f"r2et-fast certify: error: no model file at {args.model} (train one with "
-                         "`r2et-fast train` or `r2et-fast bounds`)")
     budget = AttackBudget(restarts=args.restarts, steps=args.steps, topk_steps=args.topk_steps,
                           keep_label=args.keep_label, seed=args.seed)
     result = certify_saved(args.model, dataset=args.dataset, eps=args.eps, norm=args.norm,
@@ -136,25 +129,28 @@ def add_certify(sub) -> None:
 
     ce = sub.add_parser("certify", help="Wang & Kong attribution-deviation bounds for a saved model's test "
                         "samples (--validate: attack them too)")
-    ce.add_argument("--dataset", choices=("mnist", *DATASETS),
-                    help="default: the data set recorded in the model file")
+    ce.add_argument("--dataset", choices=MODEL_DATASETS, type=MODEL_DATASETS.parse, metavar="NAME|FILE",
+                    help=f"{', '.join(MODEL_DATASETS)}: {DATASET_HELP}; default: the data set recorded "
+                    "in the model file")
     ce.add_argument("--model", required=True, help="model.pt written by `r2et-fast train` or `bounds`")
-    ce.add_argument("--eps", type=float, nargs="+", required=True, help="one or more radii")
+    ce.add_argument("--eps", type=NONNEGATIVE, nargs="+", required=True, help="one or more radii")
     ce.add_argument("--norm", choices=NORMS, default="l2")
     ce.add_argument("--method", choices=ATTRIBUTIONS, default="saliency", help="attribution method")
-    ce.add_argument("--k", type=int, help="top-k of the certificate (default 50 mnist, 8 tabular)")
-    ce.add_argument("--n-samples", type=int, default=50, help="first test samples to certify")
+    ce.add_argument("--k", type=POSITIVE_INT, help="top-k of the certificate (default 8 tabular, 50 images "
+                    "and graphs)")
+    ce.add_argument("--n-samples", type=POSITIVE_INT, default=50, help="first test samples to certify")
     ce.add_argument("--validate", action="store_true", help="attack the samples and compare with the bounds")
-    ce.add_argument("--restarts", type=int, default=3, help="random starts per attack (--validate)")
-    ce.add_argument("--steps", type=int, default=20, help="PGD steps (--validate)")
-    ce.add_argument("--topk-steps", type=int, default=200, help="top-k attack steps, l-inf (--validate)")
+    ce.add_argument("--restarts", type=POSITIVE_INT, default=3, help="random starts per attack (--validate)")
+    ce.add_argument("--steps", type=POSITIVE_INT, default=20, help="PGD steps (--validate)")
+    ce.add_argument("--topk-steps", type=POSITIVE_INT, default=200,
+                    help="top-k attack steps, l-inf (--validate)")
     ce.add_argument("--keep-label", action="store_true", help="attacks stop before the prediction changes")
-    ce.add_argument("--ig-steps", type=int, default=8, help="IG quadrature nodes")
-    ce.add_argument("--smooth-pool", type=float, metavar="TAU",
+    ce.add_argument("--ig-steps", type=POSITIVE_INT, default=8, help="IG quadrature nodes")
+    ce.add_argument("--smooth-pool", type=POSITIVE, metavar="TAU",
                     help="MNIST CNN: evaluate with smooth (LSE) pooling of temperature TAU")
     ce.add_argument("--data-seed", type=int, default=0, help="seed of the train/val/test split")
     ce.add_argument("--seed", type=int, default=0, help="seed of the Lanczos start and the random starts")
-    ce.add_argument("--threads", type=int, help="torch threads")
+    ce.add_argument("--threads", type=POSITIVE_INT, help="torch threads")
     ce.add_argument("--out", default="runs/certify", help="folder of <norm>_<method>.json / .md / .png")
     ce.add_argument("--no-progress", action="store_true")
     ce.set_defaults(func=_cmd_certify)

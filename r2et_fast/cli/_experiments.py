@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from r2et_fast import _backend
-from r2et_fast.cli._options import add_engine
+from r2et_fast.cli._options import POSITIVE, POSITIVE_INT, add_engine
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
@@ -49,7 +49,7 @@ def add_reproduce(sub) -> None:
     rep.add_argument("--datasets", nargs="+", choices=tuple(SPECS), default=list(DATASETS),
                      help="tabular (adult bank compas), images (mnist) or graphs")
     rep.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
-    rep.add_argument("--seeds", type=int, default=1, help="mean ± std over this many training seeds")
+    rep.add_argument("--seeds", type=POSITIVE_INT, default=1, help="mean ± std over this many training seeds")
     rep.add_argument("--quick", action="store_true", help="small budgets: minutes on 2 cores")
     rep.add_argument("--out", default="reproduction",
                      help="output folder (also the resume cache, keyed by the settings)")
@@ -74,13 +74,13 @@ def add_bounds(sub) -> None:
     bd.add_argument("--poolings", nargs="+", choices=POOLINGS, default=list(POOLINGS),
                     help="max: the models as trained; lse: the same weights with smooth pooling")
     bd.add_argument("--quick", action="store_true", help="tiny budgets: a few minutes on one core")
-    bd.add_argument("--n-samples", type=int, help="test images (default 50, quick 4)")
-    bd.add_argument("--epochs", type=int, help="training epochs (default 5, quick 1)")
-    bd.add_argument("--restarts", type=int, help="random starts per attack (default 3, quick 1)")
-    bd.add_argument("--tau", type=float, help="temperature of the smooth pooling (default 0.1)")
+    bd.add_argument("--n-samples", type=POSITIVE_INT, help="test images (default 50, quick 4)")
+    bd.add_argument("--epochs", type=POSITIVE_INT, help="training epochs (default 5, quick 1)")
+    bd.add_argument("--restarts", type=POSITIVE_INT, help="random starts per attack (default 3, quick 1)")
+    bd.add_argument("--tau", type=POSITIVE, help="temperature of the smooth pooling (default 0.1)")
     add_engine(bd)
     bd.add_argument("--out", default="reproduction/bounds",
                     help="output folder (also the resume cache, keyed by the settings)")
-    bd.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    bd.add_argument("--threads", type=POSITIVE_INT, default=1, help="torch threads (default 1)")
     bd.add_argument("--no-progress", action="store_true")
     bd.set_defaults(func=_cmd_bounds)

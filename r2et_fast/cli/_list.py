@@ -15,8 +15,7 @@ from r2et_fast import _backend
 # How a brain-network file is given: it is read by path, so it is no registered name.
 BRAIN = {"name": "brain",
          "about": "brain networks given as a path to a .mat (BP/HIV/PPMI/ADHD layout) or .npz file: "
-                  "r2et_fast.datasets.load_graph_pairs('brain', path=FILE)",
-         "commands": []}
+                  "--dataset FILE, or r2et_fast.datasets.load_graph_pairs('brain', path=FILE)"}
 
 
 def _summary(obj: object) -> str:
@@ -34,7 +33,10 @@ def _accepted(parser: argparse.ArgumentParser) -> dict[str, list[str]]:
     for command, sub in (subs[0].choices.items() if subs else ()):
         for action in sub._actions:
             if action.choices and action.option_strings:
-                for choice in action.choices:
+                uses = list(action.choices)
+                if getattr(action.choices, "accepts_files", False):  # cli._data.DatasetChoices
+                    uses.append(BRAIN["name"])
+                for choice in uses:
                     out.setdefault(str(choice), []).append(f"{command} {action.option_strings[0]}")
     return out
 
@@ -61,7 +63,8 @@ def catalogue(parser: argparse.ArgumentParser) -> dict[str, list[dict]]:
         datasets.append({"name": name, "about": spec.about if spec else "",
                          "modality": spec.modality if spec else None, "commands": commands})
     if "brain" in GRAPH_DATASETS:
-        datasets.append({**BRAIN, "modality": "graph"})
+        commands = sorted({use.split()[0] for use in accepted.get(BRAIN["name"], ())})
+        datasets.append({**BRAIN, "modality": "graph", "commands": commands})
     engines = [{"name": AUTO, "about": "per model and input, the registered engine that prefers it"}]
     engines += [{"name": n, "about": _summary(type(get_engine(n)))} for n in engine_names() if n != AUTO]
     return {

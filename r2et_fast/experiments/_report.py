@@ -25,14 +25,26 @@ def _save(fig, path: Path, dpi: int = 110) -> str:
     return path.name
 
 
-def _tradeoff(plt, name: str, entry: dict, out: Path) -> str:
-    fig, ax = plt.subplots(figsize=(5, 4))
-    for method, row in entry["table1"].items():
-        point = (row["cauc"]["mean"], row["precision_at_k_erattack"]["mean"])
-        ax.errorbar(*point, xerr=row["cauc"]["std"], yerr=row["precision_at_k_erattack"]["std"], fmt="o")
-        ax.annotate(METHOD_LABELS[method], point, fontsize=7)
+# One (colour, marker) per method: methods of similar cAUC and P@k sit on top of each other, so
+# they are told apart by a legend beside the axes, not by labels written at the points (which overlap).
+MARKERS = "osD^vP*Xph<>"
+
+
+def tradeoff_figure(plt, name: str, entry: dict):
+    """The accuracy-robustness scatter of one data set (mean ± std over seeds), a legend per method."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (method, row) in enumerate(entry["table1"].items()):
+        ax.errorbar(row["cauc"]["mean"], row["precision_at_k_erattack"]["mean"], xerr=row["cauc"]["std"],
+                    yerr=row["precision_at_k_erattack"]["std"], fmt=MARKERS[i % len(MARKERS)],
+                    color=colours[i % len(colours)], label=METHOD_LABELS[method], capsize=2)
     ax.set(xlabel="cAUC", ylabel="P@k under ERAttack", title=f"{name}: accuracy vs robustness")
-    return _save(fig, out / f"{name}_tradeoff.png")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    return fig
+
+
+def _tradeoff(plt, name: str, entry: dict, out: Path) -> str:
+    return _save(tradeoff_figure(plt, name, entry), out / f"{name}_tradeoff.png")
 
 
 def _correlation(plt, name: str, method: str, corr: dict, out: Path) -> str:
@@ -49,10 +61,12 @@ def _correlation(plt, name: str, method: str, corr: dict, out: Path) -> str:
 
 
 def _constrained(plt, name: str, rows: list[dict], out: Path) -> str:
-    fig, ax = plt.subplots(figsize=(5, 4))
-    for row in rows:
-        ax.scatter(row["sensitivity"], row["precision_at_k"])
-        ax.annotate(row["constraint"], (row["sensitivity"], row["precision_at_k"]), fontsize=7)
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, row in enumerate(rows):  # several handlers often share a point: a legend, as the trade-off
+        ax.scatter(row["sensitivity"], row["precision_at_k"], marker=MARKERS[i % len(MARKERS)],
+                   color=colours[i % len(colours)], label=row["constraint"])
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     ax.set(xlabel="sensitivity (share of changed predictions)", ylabel="P@k (lower: stronger attack)",
            title=f"{name}: constrained ERAttack on Vanilla")
     return _save(fig, out / f"{name}_constrained.png")

@@ -102,13 +102,15 @@ SPECS["mnist"] = DatasetSpec(
     grid=IMAGE_GRID, smoothgrad_stdev=0.15, max_test=50, max_selection=50, caps=COSTLY_CAPS,
     k_grid=(25, 50, 100), n_pairs_grid=(10, 25, 50), manipulation_threshold=0.5,
     about="MNIST digits: pairs of 3s and 8s, same digit or not (reproduce); single digits, 10 classes "
-          "(certify, bounds)")
+          "(train, attack, certify, bounds)")
 
 
-def _graph(name: str, node_features: str, n_pairs: int, about: str) -> DatasetSpec:
+def _graph(name: str, node_features: str, n_pairs: int, about: str,
+           path: str | None = None) -> DatasetSpec:
     return DatasetSpec(
-        load=lambda seed: load_graph_pairs(name, n_pairs=n_pairs, seed=seed)[0], modality="graph",
-        arch="siamese_gcn", k=50, eps=0.1, alpha=2e-3, steps=100, step_norm="linf", box=(0.0, 1.0),
+        load=lambda seed: load_graph_pairs(name, n_pairs=n_pairs, seed=seed, path=path)[0],
+        modality="graph", arch="siamese_gcn", k=50, eps=0.1, alpha=2e-3, steps=100, step_norm="linf",
+        box=(0.0, 1.0),
         train={"epochs": 4, "batch_size": 32, "score": "logit", "lambda_hess": 1e-4, "lambda_reg": 0.1,
                "at_eps": 0.1, "at_alpha": 0.02, "node_features": node_features},
         grid=GRAPH_GRID, smoothgrad_stdev=0.05, explainer="adjacency", max_test=40, max_selection=40,
@@ -120,6 +122,12 @@ def _graph(name: str, node_features: str, n_pairs: int, about: str) -> DatasetSp
 SPECS["graphs"] = _graph("connectomes", "identity", 400,
                          "synthetic connectomes (82 nodes, like BP), pairs: same class or not")
 SPECS["bzr"] = _graph("bzr", "profile", 600, "BZR ligand molecules (shipped), pairs: same class or not")
+
+
+def brain_spec(path: str) -> DatasetSpec:
+    """The protocol of a brain-network file (``.mat`` or ``.npz``, :func:`load_graph_pairs` 'brain'):
+    that of the synthetic connectomes, which stand in for such files offline."""
+    return _graph("brain", "identity", 400, f"brain networks of {path}, pairs: same class or not", path)
 
 
 def get_spec(name: str) -> DatasetSpec:

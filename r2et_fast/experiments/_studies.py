@@ -58,11 +58,11 @@ def eval_samples(data: Split, cfg: ReproduceConfig, limit: int | None = None,
     return data.x_test[:n], data.y_test[:n]
 
 
-def attacked_explainer(spec: DatasetSpec, model):
-    """The attacked explanation of the data set (loss score, like the attacks' default)."""
+def attacked_explainer(spec: DatasetSpec, model, score: str = TRAINING_SCORE):
+    """The attacked explanation of the data set (default the loss score, like the attacks')."""
     if spec.explainer == "adjacency":
-        return AdjacencyGradXInput(model, score=TRAINING_SCORE)
-    return Saliency(model, score=TRAINING_SCORE)
+        return AdjacencyGradXInput(model, score=score)
+    return Saliency(model, score=score)
 
 
 def run_attack(attack_cls, model, data, spec, b: Budget, cfg, x, y, **kw):

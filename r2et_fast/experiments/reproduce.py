@@ -130,14 +130,15 @@ def _key(study: str, spec: DatasetSpec, cfg: ReproduceConfig, model: object, b: 
             "settings": {name: getattr(cfg, name) for name in STUDY_FIELDS[study]}, **extra}
 
 
-def _k_grid(data, spec, b: Budget, cfg, out: Path, seed: int, trained_on: dict) -> list[dict]:
+def _k_grid(data, spec, b: Budget, cfg, out: Path, seed: int, trained_on: dict,
+            progress: bool = True) -> list[dict]:
     """R2ET trained and attacked at each k, R2ET-mm at each k' (k fixed), Vanilla at each k."""
     rows = []
     base = {**spec.train, **({"epochs": cfg.epochs} if cfg.epochs else {})}
     runs: list[tuple[str, dict[str, int], int]] = [("vanilla", {}, k) for k in cfg.k_grid]
     runs += [("r2et", {"k": k}, k) for k in cfg.k_grid]
     runs += [("r2et_mm", {"k": b.k, "n_pairs": p}, b.k) for p in cfg.n_pairs_grid if p <= b.k]
-    for method, extra, k in tqdm(runs, desc="k grid", leave=False):
+    for method, extra, k in tqdm(runs, desc="k grid", leave=False, disable=not progress):
         tag = "_".join(f"{key}{value}" for key, value in extra.items()) or "default"
         run = out / "kgrid" / f"{method}_{tag}"
         tcfg = TrainConfig(method=method, arch=spec.arch, seed=seed, backend=cfg.backend, engine=cfg.engine,
@@ -261,7 +262,7 @@ def reproduce(cfg: ReproduceConfig, *, progress: bool = True) -> dict:
                 grid_cfg = cfg
             runs = out / "runs" / name / "seed0"
             entry["k_grid"] = _k_grid(data, spec, budget(spec, cfg), grid_cfg, runs, 0,
-                                      data_key(name, 0, cfg.max_train, data))
+                                      data_key(name, 0, cfg.max_train, data), progress)
         results["datasets"][name] = entry
     save_json(out / "results.json", results)
     figures = write_figures(results, out)

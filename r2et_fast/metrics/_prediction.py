@@ -29,8 +29,17 @@ def roc_auc(scores: torch.Tensor, labels: torch.Tensor) -> float:
 
 @torch.no_grad()
 def prediction_auc(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> float:
-    """ROC AUC of P(class 1 | x) under ``model`` (logits (B, 2), or (B, 1) for a single logit)."""
+    """ROC AUC of P(class 1 | x) under ``model`` (logits (B, 2), or (B, 1) for a single logit).
+
+    With C > 2 classes, the macro one-vs-rest AUC: the mean over the classes present in ``y`` of
+    the AUC of P(class c | x) for "label == c" (for C = 2 this is the binary AUC itself).
+    """
     outs = [model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
     logits = torch.cat(outs)
-    score = logits[:, 0] if logits.shape[1] == 1 else torch.softmax(logits, dim=1)[:, 1]
-    return roc_auc(score, y)
+    if logits.shape[1] <= 2:
+        score = logits[:, 0] if logits.shape[1] == 1 else torch.softmax(logits, dim=1)[:, 1]
+        return roc_auc(score, y)
+    probs = torch.softmax(logits, dim=1)
+    aucs = [roc_auc(probs[:, c], (y == c).long()) for c in range(logits.shape[1])]
+    present = [a for a in aucs if a == a]  # NaN: the class is absent from y (or is all of it)
+    return sum(present) / len(present) if present else float("nan")

@@ -39,13 +39,17 @@ def save_model(path: str | Path, model: torch.nn.Module, cfg: TrainConfig, input
 def load_model(path: str | Path) -> tuple[torch.nn.Module, TrainConfig, dict]:
     """A model saved by ``train`` (``weights_only=True``): (model in eval mode, config, metadata)."""
     payload = load_torch(path)
+    if not isinstance(payload, dict):
+        raise ValueError(f"{path} is not a model saved by r2et_fast.train: it holds a "
+                         f"{type(payload).__name__}, not a model record")
     try:
         cfg = TrainConfig.from_dict(payload["config"])
         shape = tuple(payload.get("input_shape", [payload["n_features"]]))
         model = build_model(cfg, shape, payload["n_classes"])
         model.load_state_dict(payload["state_dict"])
         meta = {k: payload[k] for k in ("n_features", "n_classes", "dataset")}
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise ValueError(f"{path} is not a model saved by r2et_fast.train: {exc}") from exc
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path} is not a model saved by r2et_fast.train: {first}") from exc
     meta["input_shape"] = shape
     return model.eval(), cfg, meta

@@ -74,12 +74,21 @@ class Trainer:
     def _restore(self) -> None:
         if self.out is None or not self.resume or not (self.out / CHECKPOINT).is_file():
             return
-        state = load_torch(self.out / CHECKPOINT)
+        path = self.out / CHECKPOINT
+        state = load_torch(path)
+        keys = ("config", "model", "optimizer", "epoch", "history")
+        if not isinstance(state, dict) or any(key not in state for key in keys):
+            raise ValueError(f"{path} is not a checkpoint written by the Trainer (expected the keys "
+                             f"{', '.join(keys)}); use another out_dir, or resume=False")
         if TrainConfig.from_dict(state["config"]) != self.cfg:
             raise ValueError(f"{self.out / CHECKPOINT} was written with another configuration; "
-                             "use another out_dir or resume=False")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+                             "use another out_dir, or resume=False (CLI: --restart) to train from scratch")
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"{path} does not fit this model: {first}") from exc
         self.start_epoch, self.history = state["epoch"], state["history"]
 
     def _epoch(self, batches: Iterable, epoch: int) -> dict[str, float]:
