@@ -78,6 +78,7 @@ def test_wrong_dataset_for_the_model(compas_model, tmp_path, capsys):
     assert "was trained on compas, not on --dataset adult" in capsys.readouterr().err
 
 
+@pytest.mark.filterwarnings("ignore::r2et_fast.bounds.VanishingJacobianWarning")  # the point of it
 def test_piecewise_linear_model_is_flagged(tmp_path_factory, tmp_path, capsys):
     model = _train(tmp_path_factory, "compas_lrelu", load_tabular("compas"),
                    TrainConfig(method="vanilla", epochs=1, hidden=8))  # the MLP's default leaky ReLU

@@ -32,6 +32,7 @@ def brain_file(tmp_path_factory) -> str:
     ("bzr", "siamese_gcn", (2, 406)),
     ("brain", "siamese_gcn", (2, 45)),
 ])
+@pytest.mark.filterwarnings("ignore::r2et_fast.bounds.VanishingJacobianWarning")  # a ReLU CNN
 def test_train_attack_certify(dataset, arch, shape, brain_file, tmp_path, capsys):
     name = brain_file if dataset == "brain" else dataset
     run = tmp_path / "run"
