@@ -106,6 +106,29 @@ def _pair_agreement_cases(gen: torch.Generator) -> list[Case]:
     return cases
 
 
+def _fused_mlp_cases(gen: torch.Generator) -> list[Case]:
+    """Smooth nets (softplus, tanh: no kinks, so CPU and GPU rounding cannot flip an activation),
+    C = 3 and C = 1, every score and pair set, with and without Ĥ, adaptive weights, dJ/dx."""
+    cases = []
+    variants = [("loss", "all", "linear", True, False, 3), ("prob", "anchor", "exp", True, True, 3),
+                ("logit", "mm", "linear", False, False, 3), ("loss", "mm", "exp", True, True, 1),
+                ("prob", "all", "exp", True, False, 1)]
+    for score, pairs, transform, hessian, adaptive, classes in variants:
+        x = torch.randn(ROWS, N, generator=gen, dtype=torch.float64)
+        y = torch.randint(0, max(classes, 2), (ROWS,), generator=gen)
+        widths = [N, 16, 8, classes]
+        f64 = dict(generator=gen, dtype=torch.float64)
+        weights = [torch.randn(widths[i + 1], widths[i], **f64) / widths[i] ** 0.5 for i in range(3)]
+        biases = [torch.randn(widths[1], **f64), torch.empty(0, dtype=torch.float64),
+                  torch.randn(classes, **f64)]
+        layers, params = [0, 3, 0, 4, 0], [0.0, 0.0, 2.0, 20.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+        n_pairs = 0 if pairs == "all" else 2
+        cases.append((f"{score} {pairs}/{transform} hessian={hessian} adaptive={adaptive} C={classes}",
+                      (x, y, weights, biases, layers, params, score, 5, pairs, transform, n_pairs, 3.0, 0.1,
+                       0.3, 0.2, True, hessian, adaptive, True)))
+    return cases
+
+
 # Check inputs for every op (float64 CPU tensors; the GPU run gets copies on the device).
 CASES: dict[str, Callable[[torch.Generator], list[Case]]] = {
     "topk_indices": lambda gen: [("k=5", (_maps(gen), 5)), ("k=n-1", (_maps(gen), N - 1))],
@@ -118,6 +141,7 @@ CASES: dict[str, Callable[[torch.Generator], list[Case]]] = {
     "hessian_fd_norm_backward": _hessian_backward_cases,
     "projected_step": _projected_step_cases,
     "topk_pair_agreement": _pair_agreement_cases,
+    "fused_mlp_objective": _fused_mlp_cases,
 }
 
 
@@ -167,11 +191,16 @@ def _same_tensor(cpu: torch.Tensor, gpu: torch.Tensor, as_set: bool = False) -> 
     return f"values differ (atol {ATOL}, rtol {RTOL}):\n cpu {cpu}\n gpu {gpu}"
 
 
+def flat(out) -> list:
+    """An op's outputs as one list of tensors (a Tensor[] output is spliced in)."""
+    items = out if isinstance(out, (tuple, list)) else (out,)
+    return [t for item in items for t in (item if isinstance(item, (tuple, list)) else (item,))]
+
+
 def _same(op: str, args: tuple, cpu, gpu) -> str | None:
     """None when the results agree, else a description of the difference. For pairs='all', the
     CPU kernel returns T_k in an unspecified order: compare it as a set."""
-    cpu_t = cpu if isinstance(cpu, (tuple, list)) else (cpu,)
-    gpu_t = gpu if isinstance(gpu, (tuple, list)) else (gpu,)
+    cpu_t, gpu_t = flat(cpu), flat(gpu)
     if len(cpu_t) != len(gpu_t):
         return f"{len(gpu_t)} outputs != CPU {len(cpu_t)}"
     unordered_top = op == "topk_pair_gap" and args[2] == "all"
@@ -183,6 +212,8 @@ def _same(op: str, args: tuple, cpu, gpu) -> str | None:
 
 
 def _to(x, device: torch.device):
+    if isinstance(x, list):  # a Tensor[] argument
+        return [_to(t, device) for t in x]
     return x.to(device) if isinstance(x, torch.Tensor) else x
 
 

@@ -37,6 +37,15 @@ TORCH_LIBRARY(r2et_fast, m) {
   // j not in top) with maps[i] >= maps[j]. top (B, k) int64 holds distinct feature indices
   // (T_k of the clean explanation). Returns (B,) in the dtype of maps.
   m.def("topk_pair_agreement(Tensor maps, Tensor top) -> Tensor");
+  // R2ET / Est-H objective of an MLP (docs/spec.md §3) and its gradient w.r.t. every weight and bias,
+  // without an autograd graph. layers: one code per layer (0 Linear, 1 ReLU, 2 LeakyReLU, 3 Softplus,
+  // 4 Tanh), layer_params two numbers per layer (slope; beta, threshold); weights/biases one per
+  // Linear (a bias may be empty). Returns (loss, [ce, hess, gap], d weights, d biases, d x or empty).
+  m.def("fused_mlp_objective(Tensor x, Tensor y, Tensor[] weights, Tensor[] biases, int[] layers,"
+        " float[] layer_params, str score, int k, str pairs, str transform, int n_pairs,"
+        " float pair_count, float kappa, float lambda_gap, float lambda_hess, bool with_gap,"
+        " bool with_hessian, bool adaptive, bool input_grad)"
+        " -> (Tensor, Tensor, Tensor[], Tensor[], Tensor)");
 }
 
 // `import r2et_fast._C` loads this library, which runs the static registrations above.

@@ -83,8 +83,8 @@ def test_fakes_match_the_kernels(op):
     fn = getattr(torch.ops.r2et_fast, op.name)
     for label, args in check.CASES[op.name](torch.Generator().manual_seed(0)):
         real = fn(*args)
-        fake = fn(*(a.to("meta") if isinstance(a, torch.Tensor) else a for a in args))
-        real, fake = (t if isinstance(t, tuple) else (t,) for t in (real, fake))
+        fake = fn(*(check._to(a, torch.device("meta")) for a in args))  # Tensor[] arguments too
+        real, fake = check.flat(real), check.flat(fake)
         assert [(t.shape, t.dtype) for t in real] == [(t.shape, t.dtype) for t in fake], label
 
 

@@ -222,3 +222,21 @@ def test_user_classes_count_as_mode_dependent_and_agree():
     a = R2ETLoss(k=3)(user.train(), x, y)
     b = R2ETLoss(k=3)(user.body, x, y)
     torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("method", ["r2et", "r2et_noh", "r2et_mm", "est_h"])
+def test_fused_engine_gives_the_autograd_objective(method):
+    model, (x, y) = mlp(), batch()
+    fused, plain = copy.deepcopy(model), copy.deepcopy(model)
+    a = R2ETLoss(method, k=3, engine="fused")(fused, x, y)
+    b = R2ETLoss(method, k=3, engine="autograd")(plain, x, y)
+    torch.testing.assert_close(a, b, rtol=1e-12, atol=0)
+    a.backward()
+    b.backward()
+    for p, q in zip(fused.parameters(), plain.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-9, atol=1e-13)
+
+
+def test_fused_engine_names_the_layer_it_cannot_run():
+    with pytest.raises(ValueError, match="BatchNorm1d"):
+        R2ETLoss(k=3, engine="fused")(mlp(nn.BatchNorm1d(16)), *batch())

@@ -2,11 +2,12 @@
 
 ``engine=`` names the algorithm, everywhere it is accepted (``TrainConfig``, the regulariser
 functions, the CLI): ``"autograd"`` (separate double-backprop passes), ``"batched"`` (x and
-x + kappa v in one pass over 2B rows) or ``"auto"`` (picked per model and device: autograd on a
-CPU, batched on CUDA for models without train-mode BatchNorm). New engines register with
-:func:`register_engine`; ``auto`` consults them by priority, so an engine specialised for some
-models (a fused MLP engine) takes over exactly where it applies. The ops ``backend`` (native
-kernel vs reference twin) is a separate, independent choice.
+x + kappa v in one pass over 2B rows), ``"fused"`` (MLPs only: the R2ET and Est-H objectives and
+their parameter gradients from one fused op, :func:`fused_objective`; not yet picked by ``auto``)
+or ``"auto"`` (picked per model and device: autograd on a CPU, batched on CUDA for models without
+train-mode BatchNorm). New engines register with :func:`register_engine`; ``auto`` consults them
+by priority, so an engine specialised for some models takes over exactly where it applies. The
+ops ``backend`` (native kernel vs reference twin) is a separate, independent choice.
 """
 
 from r2et_fast.engine._autograd import AutogradEngine
@@ -23,11 +24,14 @@ from r2et_fast.engine._base import (
     resolve_engine,
 )
 from r2et_fast.engine._batched import BatchedEngine
+from r2et_fast.engine._fused_mlp import FusedEngine, fused_objective
 from r2et_fast.engine._modes import MODE_DEPENDENT_LAYERS, eval_mode, explanation_mode, mode_dependent
 from r2et_fast.engine._modes import task_logits as _task_logits
 
 register_engine(AutogradEngine(), priority=0)
 register_engine(BatchedEngine(), priority=0)
+# Consulted first by `auto`, where it prefers a model (for now it prefers none: see FusedEngine).
+register_engine(FusedEngine(), priority=10)
 
 # The engines known at import; `engine_names()` also lists engines registered later.
 ENGINES = engine_names()
@@ -54,6 +58,6 @@ def task_logits(model, x, grads: Gradients):
 
 
 __all__ = ["AUTO", "ENGINES", "MODE_DEPENDENT_LAYERS", "Gradients", "GradientEngine", "AutogradEngine",
-           "BatchedEngine", "check_engine", "check_request", "compute_gradients", "engine_names",
-           "eval_mode", "explanation_mode", "get_engine", "hessian_direction", "mode_dependent",
-           "register_engine", "resolve_engine", "task_logits"]
+           "BatchedEngine", "FusedEngine", "check_engine", "check_request", "compute_gradients",
+           "engine_names", "eval_mode", "explanation_mode", "fused_objective", "get_engine",
+           "hessian_direction", "mode_dependent", "register_engine", "resolve_engine", "task_logits"]

@@ -88,6 +88,12 @@ def _projected_step(x, grad, x0, alpha, eps, step_norm, norm, lower, upper):
     return x.new_empty(x.shape)  # the kernels return a contiguous tensor
 
 
+def _fused_mlp(x, y, weights, biases, layers, layer_params, *_options_then_input_grad):
+    input_grad = _options_then_input_grad[-1]
+    return (x.new_empty(()), x.new_empty(3), [w.new_empty(w.shape) for w in weights],
+            [b.new_empty(b.shape) for b in biases], x.new_empty(x.shape if input_grad else (0,)))
+
+
 OPS: tuple[Op, ...] = (
     Op("topk_indices", "ranking", _topk_indices),
     Op("ranks", "ranking", _ranks),
@@ -104,6 +110,8 @@ OPS: tuple[Op, ...] = (
     Op("hessian_fd_norm_backward", "regularizers", _hessian_backward, differentiable=True, public=False),
     Op("projected_step", "attacks", _projected_step),
     Op("topk_pair_agreement", "thickness", _per_row),
+    # returns its own gradients (wrapped by r2et_fast.engine._fused_mlp.FusedMLPObjective)
+    Op("fused_mlp_objective", "fused", _fused_mlp),
 )
 
 _BY_NAME = {op.name: op for op in OPS}

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from r2et_fast import regularizers as R
 from r2et_fast.attacks import ERAttack
-from r2et_fast.engine import compute_gradients, task_logits
+from r2et_fast.engine import compute_gradients, fused_objective, resolve_engine, task_logits
 
 if TYPE_CHECKING:
     from r2et_fast.train._config import TrainConfig
@@ -52,6 +52,12 @@ class Method:
     def weight_decay(self) -> float:
         """Weight decay of the default optimizer."""
         return 0.0
+
+    def fused(self, model, x: torch.Tensor) -> bool:
+        """Whether this batch runs on the fused MLP objective (``engine="fused"``, or ``auto`` where
+        the fused engine prefers the model); an explicit "fused" on another model raises, naming
+        the layer."""
+        return resolve_engine(self.engine, model, x).name == "fused"
 
     def weight(self, weight: float, ce: torch.Tensor, term: torch.Tensor) -> torch.Tensor | float:
         """lambda, or the authors' adaptive weight |lambda (CE + 1) / term| (both detached)."""
@@ -133,6 +139,10 @@ class EstimatedHessian(Method):
 
     def __call__(self, model, x: torch.Tensor, y: torch.Tensor, *, step_seed: int = 0
                  ) -> tuple[torch.Tensor, Parts]:
+        if self.fused(model, x):
+            return fused_objective(model, x, y, score=self.score, kappa=self.kappa,
+                                   lambda_hess=self.lambda_hess, with_gap=False, with_hessian=True,
+                                   adaptive=self.adaptive, backend=self.backend)
         h, grads = R.hessian_norm(model, x, y, score=self.score, kappa=self.kappa, engine=self.engine,
                                   backend=self.backend)
         h = h.mean()
@@ -208,6 +218,12 @@ class _R2ETFamily(Method):
 
     def __call__(self, model, x: torch.Tensor, y: torch.Tensor, *, step_seed: int = 0
                  ) -> tuple[torch.Tensor, Parts]:
+        if self.fused(model, x):
+            return fused_objective(model, x, y, score=self.score, k=self.k, pairs=self.pairs,
+                                   transform=self.transform, n_pairs=self.n_pairs, kappa=self.kappa,
+                                   lambda_gap=self.lambda_gap, lambda_hess=self.lambda_hess,
+                                   with_hessian=self.with_hessian, adaptive=self.adaptive,
+                                   backend=self.backend)
         parts: Parts = {}
         if self.with_hessian:
             h, grads = R.hessian_norm(model, x, y, score=self.score, kappa=self.kappa, engine=self.engine,
