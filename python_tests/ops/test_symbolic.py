@@ -49,6 +49,12 @@ CASES: dict[str, Callable[[torch.Generator], list[Case]]] = {
          {"step_norm": "linf", "norm": "linf", "lower": 0.0, "upper": torch.ones(N, dtype=torch.float64)}),
     ],
     "topk_pair_agreement": lambda g: [("k", (_maps(g), _top(g)), {})],
+    "fused_mlp_objective": lambda g: [
+        ("r2et", (_maps(g), torch.tensor([0, 2, 1]), [torch.randn(4, N, generator=g, dtype=torch.float64),
+                  torch.randn(3, 4, generator=g, dtype=torch.float64)],
+                  [torch.randn(4, generator=g, dtype=torch.float64), torch.empty(0, dtype=torch.float64)],
+                  [0, 3, 0], [0.0, 0.0, 2.0, 20.0, 0.0, 0.0]), {"k": K, "input_grad": True}),
+    ],
 }
 DIFFERENTIABLE = {op.name for op in OPS if op.differentiable and op.public}
 
@@ -62,7 +68,9 @@ def test_every_public_op_of_the_table_has_a_case():
 
 
 def _as_tuple(out) -> tuple[torch.Tensor, ...]:
-    return out if isinstance(out, tuple) else (out,)
+    """The op's outputs, a Tensor[] output spliced in."""
+    items = out if isinstance(out, tuple) else (out,)
+    return tuple(t for item in items for t in (item if isinstance(item, list) else (item,)))
 
 
 def _signature(out) -> list[tuple[torch.Size, torch.dtype]]:
@@ -74,6 +82,8 @@ def _cases(name: str) -> list[Case]:
 
 
 def _convert(value, to: Callable[[torch.Tensor], torch.Tensor]):
+    if isinstance(value, list):  # a Tensor[] argument (a list of numbers stays as it is)
+        return [_convert(t, to) for t in value]
     return to(value) if isinstance(value, torch.Tensor) else value
 
 
