@@ -11,12 +11,17 @@ namespace r2et_fast {
 // Rows per at::parallel_for task: enough work per task (about 16k elements) to amortise scheduling.
 inline int64_t grain_rows(int64_t n) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1)); }
 
+template <typename T>
+inline bool is_finite(T v) {
+  return std::abs(v) <= std::numeric_limits<T>::max();  // false for NaN and +-Inf
+}
+
 // True when no value of the row is NaN or +-Inf. Branch-free so it vectorises; meant to run on a
 // row the kernel is about to read anyway (it is in cache), replacing a separate isfinite pass.
 template <typename T>
 bool row_finite(const T* x, int64_t n) {
   int bad = 0;
-  for (int64_t i = 0; i < n; ++i) bad |= !(std::abs(x[i]) <= std::numeric_limits<T>::max());
+  for (int64_t i = 0; i < n; ++i) bad |= !is_finite(x[i]);
   return bad == 0;
 }
 

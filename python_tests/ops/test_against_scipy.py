@@ -162,6 +162,27 @@ def test_native_fast_paths_match_numpy(backend, dtype, n):
         )
 
 
+# ---- Kendall tau-b by n (float32): all pairs (n <= 64), a radix sort + merge count (65..255 and
+# ---- > 4096), two radix sorts + the bitset count (256..4096, with 2, 4 or 8 registers of word
+# ---- counters); float64 rows always take std::sort + the merge count. Equal float32 and float64
+# ---- results on the same values therefore mean equal integer counts (the same final division).
+@requires_native
+@pytest.mark.parametrize("n", [65, 255, 256, 1024, 1025, 2048, 2049, 4096, 4097])
+@pytest.mark.parametrize("ties", [False, True])
+def test_native_kendall_paths_count_exactly(n, ties):
+    a, b = make_pair(4, n, ties, seed=n)
+    b[1] = -a[1]  # every untied pair discordant
+    b[2] = a[2]  # every untied pair concordant
+    if ties:
+        a[3, ::3] = -0.0  # ties -0.0 with 0.0
+        b[3, 1::4] = -0.0
+    a32, b32 = a.float(), b.float()
+    for op in (r2et_fast.kendall_tau, r2et_fast.spearman):
+        want = op(a32.double(), b32.double(), backend="native").float()
+        torch.testing.assert_close(op(a32, b32, backend="native"), want, rtol=0, atol=0, equal_nan=True)
+    assert_matches(native("kendall_tau")(a32[:2], b32[:2]), reference.kendall_tau(a32[:2], b32[:2]))
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("k", [3, 20, 40])
 @pytest.mark.parametrize("where", [0, 5, 780])

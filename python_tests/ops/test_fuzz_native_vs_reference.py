@@ -87,6 +87,28 @@ def test_correlation_ops(pair):
         assert_same(*both(op, a, b))
 
 
+@settings(max_examples=examples(30), deadline=None)
+@given(n=st.integers(60, 1300), levels=st.sampled_from([None, 3, 50]), zeros=st.booleans(),
+       sign=st.sampled_from([1.0, -1.0]), seed=st.integers(0, 2**31 - 1))
+def test_long_rows_float32_counts_match_float64(n, levels, zeros, sign, seed):
+    """Rows past the fuzz sizes above, where float32 Kendall tau takes the radix + bitset path
+    (n >= 256) and Spearman the int64 sums: equal to the float64 kernel (std::sort + merge count)
+    on the same values, exactly, and T_k / P@k equal to the twin."""
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(2, n, generator=g)
+    b = sign * a + torch.randn(2, n, generator=g)
+    if levels is not None:
+        a, b = (a * levels / 4).round(), (b * levels / 4).round()
+    if zeros:
+        a[:, ::7], b[:, 1::5] = -0.0, 0.0
+    for op in (r2et_fast.kendall_tau, r2et_fast.spearman):
+        want = op(a.double(), b.double(), backend="native").float()
+        torch.testing.assert_close(op(a, b, backend="native"), want, rtol=0, atol=0, equal_nan=True)
+    for k in (1, 8, 16):
+        assert_same(*both(r2et_fast.topk_indices, a, k))
+        assert_same(*both(r2et_fast.precision_at_k, a, b, k))
+
+
 @settings(max_examples=examples(50), deadline=None)
 @given(n=st.integers(2, 40), data=st.data(), dtype=st.sampled_from([torch.float32, torch.float64]),
        ties=st.booleans(), strided=st.booleans(), pairs=st.sampled_from(PAIRS),
