@@ -1,19 +1,30 @@
-// CPU kernel of the fused MLP objective: the driver of csrc/ops/fused_mlp.h (ATen matmuls) with
-// hand-written elementwise loops. An activation's value and both derivatives come from one pass
-// over its input (one exp per element for softplus), and the score's derivatives from one pass per
-// row (softmax accumulated in double). Conventions at the kinks are PyTorch's own (see
-// r2et_fast/reference/_fused_math.py), so the twin and autograd's double backprop agree exactly.
+// CPU kernel of the fused MLP objective (docs/spec.md §3; the formulas are derived in
+// r2et_fast/reference/fused.py, whose twin this is). Unlike the device-independent driver of
+// csrc/ops/fused_mlp.h (ATen calls per layer, used on CUDA), every per-row pass here runs on blocks
+// of rows held in cache, with no tensor op per layer:
+//   phase 1 (blocks in parallel): forward and backward passes at x, the task loss, the point
+//           x + kappa v and its passes, the per-row Hessian norm and |g| for G_k;
+//   between: the batch means, the (adaptive) weights, G_k and its backward (the pair-gap op);
+//   phase 2 (blocks in parallel): the adjoint of each point's passes, per row;
+//   phase 3: each Linear layer's weight gradient as ONE matrix product over all rows of both
+//           points (the only cross-row sums), its bias gradient as column sums.
+// Per layer index i (width w_i) the rows of both points live in two stacked buffers,
+//   L[i] = [delta^x; ubar^x; delta^s; ubar^s]   and   R[i] = [bar^x; u^x; bar^s; u^s]
+// (u: values, delta: the backward pass (delta_0 = g), bar: the adjoint of delta, ubar: the adjoint
+// of u), so the weight gradient of the Linear layer i -> i + 1 is L[i + 1]^T R[i].
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
-#include <algorithm>
+#include <atomic>
 #include <cmath>
-#include <type_traits>
+#include <cstring>
 #include <vector>
 
+#include "cpu/fused_rows.h"
 #include "cpu/row_math.h"
+#include "cpu/small_gemm.h"
 #include "ops/fused_mlp.h"
 
 namespace r2et_fast {
@@ -21,163 +32,318 @@ namespace {
 
 using fused::Score;
 
-constexpr int64_t kGrain = 16384;  // elements per parallel task
+constexpr int64_t kBlock = 32;  // rows per task: a block's buffers stay in L1/L2
 
-// Softmax of one row of C values into p (double), returning log-sum-exp.
 template <typename T>
-double softmax_row(const T* z, int64_t c, double* p) {
-  double hi = z[0];
-  for (int64_t j = 1; j < c; ++j) hi = std::max(hi, static_cast<double>(z[j]));
-  double s = 0;
-  for (int64_t j = 0; j < c; ++j) s += (p[j] = std::exp(static_cast<double>(z[j]) - hi));
-  for (int64_t j = 0; j < c; ++j) p[j] /= s;
-  return hi + std::log(s);
-}
+struct Net {
+  const fused::Options& o;
+  int64_t batch, layers, classes, first_linear = -1;
+  std::vector<int64_t> kinds, width, ld, lin;  // ld: width padded to whole vectors (small_gemm.h)
+  std::vector<double> params;
+  // Per Linear, with zero padding columns: the weights (out, ld_in), transposed (in, ld_out), and
+  // the bias (ld_out; empty when absent).
+  std::vector<std::vector<T>> w, wt, b;
+  std::vector<at::Tensor> L, R, D1, D2;
+  const T* x = nullptr;
+  const int64_t* y = nullptr;
 
-double sigmoid(double z) { return 1.0 / (1.0 + std::exp(-z)); }
-
-struct CpuElementwise {
-  static void activation(const at::Tensor& u, int64_t kind, double p0, double p1, const at::Tensor& out,
-                         const at::Tensor& d1, const at::Tensor& d2) {
-    AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "fused_mlp_activation_cpu", [&] {
-      const scalar_t* in = u.const_data_ptr<scalar_t>();
-      scalar_t* o = out.mutable_data_ptr<scalar_t>();
-      scalar_t* a = d1.mutable_data_ptr<scalar_t>();
-      scalar_t* b = d2.defined() ? d2.mutable_data_ptr<scalar_t>() : nullptr;
-      const scalar_t slope = static_cast<scalar_t>(p0);
-      at::parallel_for(0, u.numel(), kGrain, [&](int64_t begin, int64_t end) {
-        for (int64_t e = begin; e < end; ++e) {
-          const scalar_t v = in[e];
-          switch (kind) {
-            case fused::kRelu:  // sigma'(0) = 0, as threshold_backward
-              o[e] = v > 0 ? v : scalar_t(0);
-              a[e] = v > 0 ? scalar_t(1) : scalar_t(0);
-              break;
-            case fused::kLeakyRelu:  // sigma'(0) = slope, as leaky_relu_backward
-              o[e] = v > 0 ? v : v * slope;
-              a[e] = v > 0 ? scalar_t(1) : slope;
-              break;
-            case fused::kSoftplus: {  // linear where beta u > threshold; sigma'' masked by beta u < t
-              const double bu = static_cast<double>(v) * p0;
-              const double s = sigmoid(bu);
-              o[e] = bu > p1 ? v : static_cast<scalar_t>(std::log1p(std::exp(bu)) / p0);
-              a[e] = bu > p1 ? scalar_t(1) : static_cast<scalar_t>(s);
-              b[e] = bu < p1 ? static_cast<scalar_t>(p0 * s * (1 - s)) : scalar_t(0);
-              break;
-            }
-            default: {  // tanh
-              const scalar_t t = std::tanh(v);
-              const scalar_t d = 1 - t * t;
-              o[e] = t;
-              a[e] = d;
-              b[e] = -2 * t * d;
-            }
-          }
-        }
-      });
-    });
+  // Row r of segment s (0..3) of a stacked buffer, or of point q (0, 1) of D1/D2.
+  T* row(const std::vector<at::Tensor>& buf, int64_t i, int64_t s, int64_t r) const {
+    return buf[i].mutable_data_ptr<T>() + (s * batch + r) * ld[i];
   }
 
-  // Per row: s'(z). C >= 2: logit e_y, prob p_y (e_y - p), loss p - e_y; C = 1 (s = sigmoid z):
-  // logit 1, prob s (1 - s), loss s - y.
-  static void score_gradient(const at::Tensor& z, const at::Tensor& y, Score score,
-                             const at::Tensor& ds) {
-    rowwise(z, y, [&](auto* zr, int64_t c, int64_t label, double* p,
-                                                       int64_t r) {
-      using T = std::remove_const_t<std::remove_pointer_t<decltype(zr)>>;
-      T* out = ds.mutable_data_ptr<T>() + r * c;
-      if (c == 1) {
-        const double s = sigmoid(zr[0]);
-        out[0] = static_cast<T>(score == Score::kLogit ? 1.0 : score == Score::kProb ? s * (1 - s)
-                                                                                      : s - label);
-        return;
+  // Values, then the backward pass, of point q for rows [r0, r0 + n).
+  void passes(int64_t q, int64_t r0, int64_t n, double* p) const {
+    for (int64_t i = 0; i < layers; ++i) {
+      const T* in = row(R, i, 2 * q + 1, r0);
+      T* out = row(R, i + 1, 2 * q + 1, r0);
+      if (kinds[i] == fused::kLinear) {
+        const int64_t l = lin[i];
+        cpu::gemm_nn(n, ld[i + 1], width[i], in, ld[i], wt[l].data(), ld[i + 1], out, ld[i + 1],
+                     b[l].empty() ? nullptr : b[l].data(), false);
+      } else {
+        cpu::activation(kinds[i], params[2 * i], params[2 * i + 1], in, out, row(D1, i, q, r0),
+                        fused::smooth(kinds[i]) ? row(D2, i, q, r0) : nullptr, n * ld[i]);
       }
-      if (score == Score::kLogit) {
-        for (int64_t j = 0; j < c; ++j) out[j] = static_cast<T>(j == label);
-        return;
+    }
+    const T* z = row(R, layers, 2 * q + 1, r0);
+    T* top = row(L, layers, 2 * q, r0);
+    for (int64_t r = 0; r < n; ++r) {
+      T* t = top + r * ld[layers];
+      cpu::score_gradient(o.score, z + r * ld[layers], classes, y[r0 + r], p, t);
+      std::fill(t + classes, t + ld[layers], T(0));
+    }
+    for (int64_t i = layers - 1; i >= 0; --i) {
+      const T* up = row(L, i + 1, 2 * q, r0);
+      T* down = row(L, i, 2 * q, r0);
+      if (kinds[i] == fused::kLinear) {
+        cpu::gemm_nn(n, ld[i], width[i + 1], up, ld[i + 1], w[lin[i]].data(), ld[i], down, ld[i], nullptr,
+                     false);
+      } else {
+        const T* d1 = row(D1, i, q, r0);
+        for (int64_t e = 0; e < n * ld[i]; ++e) down[e] = d1[e] * up[e];
       }
-      softmax_row(zr, c, p);
-      const double py = p[label];
-      for (int64_t j = 0; j < c; ++j) {
-        const double e = j == label ? 1.0 : 0.0;
-        out[j] = static_cast<T>(score == Score::kProb ? py * (e - p[j]) : p[j] - e);
-      }
-    });
+    }
   }
 
-  // Per row: s''(z) w. C >= 2 (pw = p . w): loss p (w - pw); prob p_y (w_y - pw)(e_y - p) -
-  // p_y p (w - pw). C = 1: prob s (1 - s)(1 - 2 s) w, loss s (1 - s) w.
-  static void score_hvp(const at::Tensor& z, const at::Tensor& y, Score score, const at::Tensor& w,
-                        const at::Tensor& out) {
-    const at::Tensor wc = w.contiguous();
-    rowwise(z, y, [&](auto* zr, int64_t c, int64_t label, double* p, int64_t r) {
-      using T = std::remove_const_t<std::remove_pointer_t<decltype(zr)>>;
-      const T* wr = wc.const_data_ptr<T>() + r * c;
-      T* o = out.mutable_data_ptr<T>() + r * c;
-      if (c == 1) {
-        const double s = sigmoid(zr[0]), d = s * (1 - s);
-        o[0] = static_cast<T>((score == Score::kProb ? d * (1 - 2 * s) : d) * wr[0]);
-        return;
+  // The adjoint of point q's passes for rows [r0, r0 + n): bar_0 is set, ubar_M holds the task
+  // loss's share (point x) or nothing yet (point x + kappa v, zeroed here).
+  void adjoint(int64_t q, int64_t r0, int64_t n, bool want_input, double* p) const {
+    for (int64_t i = 0; i < layers; ++i) {
+      const T* in = row(R, i, 2 * q, r0);
+      T* out = row(R, i + 1, 2 * q, r0);
+      if (kinds[i] == fused::kLinear) {
+        cpu::gemm_nn(n, ld[i + 1], width[i], in, ld[i], wt[lin[i]].data(), ld[i + 1], out, ld[i + 1], nullptr,
+                     false);
+      } else {
+        const T* d1 = row(D1, i, q, r0);
+        for (int64_t e = 0; e < n * ld[i]; ++e) out[e] = d1[e] * in[e];
       }
-      softmax_row(zr, c, p);
-      double pw = 0;
-      for (int64_t j = 0; j < c; ++j) pw += p[j] * wr[j];
-      const double py = p[label], wy = wr[label];
-      for (int64_t j = 0; j < c; ++j) {
-        const double centred = p[j] * (wr[j] - pw);
-        o[j] = static_cast<T>(score == Score::kLoss
-                                  ? centred
-                                  : py * (wy - pw) * ((j == label ? 1.0 : 0.0) - p[j]) - py * centred);
+    }
+    T* zbar = row(L, layers, 2 * q + 1, r0);
+    if (q == 1) std::memset(zbar, 0, sizeof(T) * n * ld[layers]);
+    if (o.score != Score::kLogit) {
+      const T* z = row(R, layers, 2 * q + 1, r0);
+      const T* bar = row(R, layers, 2 * q, r0);
+      for (int64_t r = 0; r < n; ++r)
+        cpu::add_score_hvp(o.score, z + r * ld[layers], classes, y[r0 + r], bar + r * ld[layers], p,
+                           zbar + r * ld[layers]);
+    }
+    const int64_t stop = want_input ? 0 : first_linear + 1;  // nothing below needs ubar
+    for (int64_t i = layers - 1; i >= stop; --i) {
+      const T* up = row(L, i + 1, 2 * q + 1, r0);
+      T* down = row(L, i, 2 * q + 1, r0);
+      const int64_t count = n * ld[i];
+      if (kinds[i] == fused::kLinear) {
+        cpu::gemm_nn(n, ld[i], width[i + 1], up, ld[i + 1], w[lin[i]].data(), ld[i], down, ld[i], nullptr,
+                     false);
+      } else if (fused::smooth(kinds[i])) {
+        const T *d1 = row(D1, i, q, r0), *d2 = row(D2, i, q, r0);
+        const T *delta = row(L, i + 1, 2 * q, r0), *bar = row(R, i, 2 * q, r0);
+        for (int64_t e = 0; e < count; ++e) down[e] = d1[e] * up[e] + d2[e] * delta[e] * bar[e];
+      } else {
+        const T* d1 = row(D1, i, q, r0);
+        for (int64_t e = 0; e < count; ++e) down[e] = d1[e] * up[e];
       }
-    });
-  }
-
-  // Per row: cross-entropy lse(z) - z_y and its gradient p - e_y; C = 1: BCE-with-logits
-  // max(z, 0) - z y + log1p(exp(-|z|)) and sigmoid(z) - y.
-  static void task_loss(const at::Tensor& z, const at::Tensor& y, const at::Tensor& rows,
-                        const at::Tensor& dz) {
-    rowwise(z, y, [&](auto* zr, int64_t c, int64_t label, double* p, int64_t r) {
-      using T = std::remove_const_t<std::remove_pointer_t<decltype(zr)>>;
-      T* d = dz.mutable_data_ptr<T>() + r * c;
-      T* l = rows.mutable_data_ptr<T>() + r;
-      if (c == 1) {
-        const double v = zr[0];
-        *l = static_cast<T>(std::max(v, 0.0) - v * label + std::log1p(std::exp(-std::abs(v))));
-        d[0] = static_cast<T>(sigmoid(v) - label);
-        return;
-      }
-      const double lse = softmax_row(zr, c, p);
-      *l = static_cast<T>(lse - static_cast<double>(zr[label]));
-      for (int64_t j = 0; j < c; ++j) d[j] = static_cast<T>(p[j] - (j == label ? 1.0 : 0.0));
-    });
-  }
-
-  // fn(z_row, C, label, scratch (C doubles), row) for every row, in parallel.
-  template <typename F>
-  static void rowwise(const at::Tensor& z_in, const at::Tensor& y_in, F fn) {
-    const at::Tensor z = z_in.contiguous(), y = y_in.contiguous();
-    const int64_t batch = z.size(0), c = z.size(1);
-    AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "fused_mlp_rows_cpu", [&] {
-      const scalar_t* zp = z.const_data_ptr<scalar_t>();
-      const int64_t* yp = y.const_data_ptr<int64_t>();
-      at::parallel_for(0, batch, grain_rows(c), [&](int64_t begin, int64_t end) {
-        std::vector<double> scratch(c);
-        for (int64_t r = begin; r < end; ++r) fn(zp + r * c, c, yp[r], scratch.data(), r);
-      });
-    });
+    }
   }
 };
 
-fused::Result fused_mlp_objective_cpu(const at::Tensor& x, const at::Tensor& y, at::TensorList weights,
-                                      at::TensorList biases, at::IntArrayRef layers,
+template <typename T>
+fused::Result run(const at::Tensor& x_t, const at::Tensor& y_t, const std::vector<at::Tensor>& weights,
+                  const std::vector<at::Tensor>& biases, at::IntArrayRef kinds, at::ArrayRef<double> params,
+                  const fused::Options& o) {
+  const int64_t batch = x_t.size(0), n = x_t.size(1), m = static_cast<int64_t>(kinds.size());
+  const auto opt = x_t.options();
+  Net<T> net{o, batch, m};
+  net.kinds.assign(kinds.begin(), kinds.end());
+  net.params.assign(params.begin(), params.end());
+  net.x = x_t.const_data_ptr<T>();
+  net.y = y_t.const_data_ptr<int64_t>();
+  constexpr int64_t lane = cpu::lanes<T>();
+  net.width.push_back(n);
+  net.ld.push_back(cpu::padded(n, lane));
+  for (int64_t i = 0, j = 0; i < m; ++i) {
+    const int64_t in = net.width.back(), in_ld = net.ld.back();
+    if (kinds[i] == fused::kLinear) {
+      const at::Tensor& wl = weights[j];
+      const int64_t out = wl.size(0), out_ld = cpu::padded(out, lane);
+      const T* src = wl.const_data_ptr<T>();
+      std::vector<T> wp(out * in_ld, T(0)), t(in * out_ld, T(0)), bp;
+      for (int64_t a = 0; a < out; ++a)
+        for (int64_t c = 0; c < in; ++c) wp[a * in_ld + c] = t[c * out_ld + a] = src[a * in + c];
+      if (biases[j].numel()) {
+        bp.assign(out_ld, T(0));
+        std::copy(biases[j].const_data_ptr<T>(), biases[j].const_data_ptr<T>() + out, bp.begin());
+      }
+      net.w.push_back(std::move(wp));
+      net.wt.push_back(std::move(t));
+      net.b.push_back(std::move(bp));
+      net.lin.push_back(j++);
+      if (net.first_linear < 0) net.first_linear = i;
+      net.width.push_back(out);
+      net.ld.push_back(out_ld);
+    } else {
+      net.lin.push_back(-1);
+      net.width.push_back(in);
+      net.ld.push_back(in_ld);
+    }
+  }
+  net.classes = net.width.back();
+  const int64_t segs = o.with_hessian ? 4 : 2, points = segs / 2;
+  for (int64_t i = 0; i <= m; ++i) {
+    net.L.push_back(at::empty({segs * batch, net.ld[i]}, opt));
+    net.R.push_back(at::empty({segs * batch, net.ld[i]}, opt));
+    const bool act = i < m && kinds[i] != fused::kLinear;
+    net.D1.push_back(act ? at::empty({points * batch, net.ld[i]}, opt) : at::Tensor());
+    net.D2.push_back(act && fused::smooth(kinds[i]) ? at::empty({points * batch, net.ld[i]}, opt)
+                                                    : at::Tensor());
+  }
+  std::vector<double> loss_rows(batch), hess_rows(batch, 0.0);
+  at::Tensor maps = o.with_gap ? at::empty({batch, n}, opt) : at::Tensor();
+  const int64_t blocks = (batch + kBlock - 1) / kBlock;
+  const T step = static_cast<T>(o.kappa / std::sqrt(static_cast<double>(n)));  // v = sign(g) / sqrt(n)
+  std::atomic<bool> finite{true};
+
+  const int64_t ld0 = net.ld[0], ldm = net.ld[m];
+  at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<double> p(net.classes);
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t r0 = blk * kBlock, rows = std::min(kBlock, batch - r0);
+      if (!row_finite(net.x + r0 * n, rows * n)) finite = false;
+      T* x0 = net.row(net.R, 0, 1, r0);
+      for (int64_t r = 0; r < rows; ++r) {
+        std::copy(net.x + (r0 + r) * n, net.x + (r0 + r + 1) * n, x0 + r * ld0);
+        std::fill(x0 + r * ld0 + n, x0 + (r + 1) * ld0, T(0));
+      }
+      net.passes(0, r0, rows, p.data());
+      const T* z = net.row(net.R, m, 1, r0);
+      T* dz = net.row(net.L, m, 1, r0);
+      for (int64_t r = 0; r < rows; ++r) {
+        loss_rows[r0 + r] = cpu::task_loss(z + r * ldm, net.classes, net.y[r0 + r], 1.0 / batch, p.data(),
+                                           dz + r * ldm);
+        std::fill(dz + r * ldm + net.classes, dz + (r + 1) * ldm, T(0));
+      }
+      const T* g = net.row(net.L, 0, 0, r0);
+      if (o.with_hessian) {
+        T* xs = net.row(net.R, 0, 3, r0);
+        for (int64_t e = 0; e < rows * ld0; ++e) {  // padding: x0's zeros, g's zeros
+          const T s = g[e] > 0 ? T(1) : g[e] < 0 ? T(-1) : T(0);
+          xs[e] = x0[e] + step * s;
+        }
+        net.passes(1, r0, rows, p.data());
+        const T* gs = net.row(net.L, 0, 2, r0);
+        for (int64_t r = 0; r < rows; ++r) {
+          double s = 0;
+          for (int64_t c = 0; c < n; ++c) {
+            const double d = static_cast<double>(gs[r * ld0 + c]) - static_cast<double>(g[r * ld0 + c]);
+            s += d * d;
+          }
+          hess_rows[r0 + r] = std::sqrt(s) / o.kappa;
+        }
+      }
+      if (o.with_gap) {
+        T* mp = maps.mutable_data_ptr<T>() + r0 * n;
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t c = 0; c < n; ++c) mp[r * n + c] = std::abs(g[r * ld0 + c]);
+      }
+    }
+  });
+  if (!finite) raise_non_finite("x");
+
+  double ce = 0, hess = 0, gap = 0;
+  for (int64_t r = 0; r < batch; ++r) ce += loss_rows[r], hess += hess_rows[r];
+  ce /= batch;
+  hess /= batch;
+  const double w_h = o.with_hessian ? fused::weight_value(o.lambda_hess, ce, hess, o.adaptive) : 0.0;
+  double w_g = 0;
+  at::Tensor gap_grad;
+  if (o.with_gap) {
+    auto [per_row, hi, lo] = fused::pair_gap(maps, o);
+    const T* pr = per_row.const_data_ptr<T>();
+    for (int64_t r = 0; r < batch; ++r) gap += pr[r];
+    gap /= batch * o.pair_count;
+    w_g = fused::weight_value(o.lambda_gap, ce, gap, o.adaptive);
+    gap_grad = fused::pair_gap_backward(at::full({batch}, -w_g / (batch * o.pair_count), opt), maps, hi, lo, o)
+                   .contiguous();
+  }
+  const double loss = ce + w_h * hess - w_g * gap;
+
+  const bool want_input = o.input_grad;
+  at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<double> p(net.classes);
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t r0 = blk * kBlock, rows = std::min(kBlock, batch - r0);
+      const T* g = net.row(net.L, 0, 0, r0);
+      T* bar = net.row(net.R, 0, 0, r0);
+      std::fill(bar, bar + rows * ld0, T(0));
+      if (o.with_hessian) {
+        const T* gs = net.row(net.L, 0, 2, r0);
+        T* bar_s = net.row(net.R, 0, 2, r0);
+        std::fill(bar_s, bar_s + rows * ld0, T(0));
+        for (int64_t r = 0; r < rows; ++r) {
+          // d H_r / d g_s = d / (kappa |d|) = - d H_r / d g, d = g_s - g; 0 at d = 0
+          const double nrm = hess_rows[r0 + r] * o.kappa;
+          const double f = nrm > 0 ? w_h / (batch * o.kappa * nrm) : 0.0;
+          for (int64_t c = 0; c < n; ++c) {
+            const int64_t e = r * ld0 + c;
+            const double d = static_cast<double>(gs[e]) - static_cast<double>(g[e]);
+            bar_s[e] = static_cast<T>(f * d);
+            bar[e] = static_cast<T>(-f * d);
+          }
+        }
+      }
+      if (o.with_gap) {
+        const T* gg = gap_grad.const_data_ptr<T>() + r0 * n;
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t c = 0; c < n; ++c) {
+            const T gv = g[r * ld0 + c], d = gg[r * n + c];
+            bar[r * ld0 + c] += gv > 0 ? d : gv < 0 ? -d : T(0);
+          }
+      }
+      net.adjoint(0, r0, rows, want_input, p.data());
+      if (o.with_hessian) net.adjoint(1, r0, rows, false, p.data());
+    }
+  });
+
+  std::vector<at::Tensor> gw, gb;
+  for (int64_t i = 0; i < m; ++i) {
+    if (kinds[i] != fused::kLinear) continue;
+    const int64_t l = net.lin[i], out = net.width[i + 1], rows = segs * batch;
+    // the real columns of the stacked buffers (their padding is not part of the product)
+    const at::Tensor left = net.L[i + 1].as_strided({rows, out}, {net.ld[i + 1], 1});
+    const at::Tensor right = net.R[i].as_strided({rows, net.width[i]}, {net.ld[i], 1});
+    gw.push_back(at::mm(left.t(), right));
+    if (net.b[l].empty()) {
+      gb.push_back(at::empty({0}, opt));
+      continue;
+    }
+    std::vector<double> acc(out, 0.0);
+    for (int64_t s = 1; s < segs; s += 2)
+      for (int64_t r = 0; r < batch; ++r) {
+        const T* u = net.row(net.L, i + 1, s, r);
+        for (int64_t c = 0; c < out; ++c) acc[c] += u[c];
+      }
+    at::Tensor bias_grad = at::empty({out}, opt);
+    T* bg = bias_grad.mutable_data_ptr<T>();
+    for (int64_t c = 0; c < out; ++c) bg[c] = static_cast<T>(acc[c]);
+    gb.push_back(bias_grad);
+  }
+  at::Tensor gx = want_input ? net.L[0].narrow(0, batch, batch).narrow(1, 0, n).clone(at::MemoryFormat::Contiguous) : at::empty({0}, opt);
+  at::Tensor parts = at::empty({3}, opt);
+  T* pp = parts.mutable_data_ptr<T>();
+  pp[0] = static_cast<T>(ce);
+  pp[1] = static_cast<T>(o.with_hessian ? hess : 0.0);
+  pp[2] = static_cast<T>(o.with_gap ? gap : 0.0);
+  return {at::scalar_tensor(loss, opt), parts, gw, gb, gx};
+}
+
+fused::Result fused_mlp_objective_cpu(const at::Tensor& x_in, const at::Tensor& y_in, at::TensorList weights_in,
+                                      at::TensorList biases_in, at::IntArrayRef layers,
                                       at::ArrayRef<double> layer_params, c10::string_view score, int64_t k,
                                       c10::string_view pairs, c10::string_view transform, int64_t n_pairs,
                                       double pair_count, double kappa, double lambda_gap,
                                       double lambda_hess, bool with_gap, bool with_hessian, bool adaptive,
                                       bool input_grad) {
-  return fused::objective<CpuElementwise>(x, y, weights, biases, layers, layer_params, score, k, pairs,
-                                          transform, n_pairs, pair_count, kappa, lambda_gap, lambda_hess,
-                                          with_gap, with_hessian, adaptive, input_grad);
+  const at::AutoDispatchBelowADInplaceOrView below_autograd;
+  const int64_t classes = fused::check_network(x_in, y_in, weights_in, biases_in, layers, layer_params);
+  const at::Tensor x = x_in.contiguous(), y = y_in.contiguous();
+  const fused::Options o = fused::make_options(x.size(1), score, k, pairs, transform, n_pairs, pair_count, kappa,
+                                               lambda_gap, lambda_hess, with_gap, with_hessian, adaptive,
+                                               input_grad);
+  const int64_t n_valid = classes == 1 ? 2 : classes;
+  const int64_t* yp = y.const_data_ptr<int64_t>();
+  bool labels_ok = true;
+  for (int64_t r = 0; r < y.size(0); ++r) labels_ok &= yp[r] >= 0 && yp[r] < n_valid;
+  TORCH_CHECK_VALUE(labels_ok, "y must lie in [0, ", n_valid, ") for a model with ", classes, " output(s)");
+  std::vector<at::Tensor> weights, biases;
+  for (const auto& w : weights_in) weights.push_back(w.contiguous());
+  for (const auto& b : biases_in) biases.push_back(b.contiguous());
+  fused::Result out;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_mlp_objective_cpu", [&] {
+    out = run<scalar_t>(x, y, weights, biases, layers, layer_params, o);
+  });
+  return out;
 }
 
 }  // namespace

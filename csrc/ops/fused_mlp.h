@@ -20,6 +20,7 @@
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <tuple>
@@ -56,12 +57,12 @@ struct Options {
 };
 
 // The network against x: codes, parameters, one weight (out, in) per Linear chaining from n
-// features, biases empty or (out,), all of x's dtype and device. Returns C.
+// features, biases empty or (out,), all of x's dtype and device. Returns C. (x's values are each
+// device's check: the CPU kernel tests its rows while they are in cache.)
 inline int64_t check_network(const at::Tensor& x, const at::Tensor& y, at::TensorList weights,
                              at::TensorList biases, at::IntArrayRef layers,
                              at::ArrayRef<double> params) {
   check_maps(x, "x");
-  check_finite(x, "x");
   TORCH_CHECK_TYPE(y.scalar_type() == at::kLong, "y must be int64, got ", y.scalar_type());
   TORCH_CHECK_VALUE(y.dim() == 1 && y.size(0) == x.size(0) && y.device() == x.device(),
                     "y must have shape (", x.size(0), ",) on the device of x, got ", y.sizes());
@@ -90,6 +91,23 @@ inline int64_t check_network(const at::Tensor& x, const at::Tensor& y, at::Tenso
                     "weights and biases must hold one tensor per Linear layer (", j, "), got ",
                     weights.size(), " and ", biases.size());
   return width;
+}
+
+// The objective's options, checked against n features.
+inline Options make_options(int64_t n, c10::string_view score, int64_t k, c10::string_view pairs,
+                            c10::string_view transform, int64_t n_pairs, double pair_count, double kappa,
+                            double lambda_gap, double lambda_hess, bool with_gap, bool with_hessian,
+                            bool adaptive, bool input_grad) {
+  if (with_gap) {
+    check_k(k, n);
+    TORCH_CHECK_VALUE(std::isfinite(pair_count) && pair_count > 0,
+                      "pair_count must be a positive finite number, got ", pair_count);
+  }
+  if (with_hessian)
+    TORCH_CHECK_VALUE(std::isfinite(kappa) && kappa > 0, "kappa must be a positive finite number, got ",
+                      kappa);
+  return Options{parse_score(score), k, n_pairs, pairs, transform, pair_count, kappa, lambda_gap, lambda_hess,
+                 with_gap, with_hessian, adaptive, input_grad};
 }
 
 // The existing ops, each device's own kernels; called below Autograd (their Python backward
@@ -127,10 +145,14 @@ inline std::tuple<at::Tensor, at::Tensor> hessian_norm_backward(const at::Tensor
   return op.call(grad, g, gs, kappa);
 }
 
-// lambda, or the adaptive |lambda (CE + 1) / max(term, 1e-12)| (Method.weight, term by term).
+// lambda, or the adaptive |lambda (CE + 1) / max(|term|, 1e-12)| (Method.weight, term by term).
 inline at::Tensor weight(double lambda, const at::Tensor& ce, const at::Tensor& term, bool adaptive) {
   if (!adaptive) return at::scalar_tensor(lambda, ce.options());
-  return (lambda * (ce + 1) / term.clamp_min(1e-12)).abs();
+  return (lambda * (ce + 1) / term.abs().clamp_min(1e-12)).abs();
+}
+
+inline double weight_value(double lambda, double ce, double term, bool adaptive) {
+  return adaptive ? std::abs(lambda * (ce + 1) / std::max(std::abs(term), 1e-12)) : lambda;
 }
 
 // One point's passes: u_0..u_M, delta_0..delta_M, and d1/d2 per elementwise layer.
@@ -282,23 +304,16 @@ Result objective(const at::Tensor& x_in, const at::Tensor& y, at::TensorList wei
                  int64_t n_pairs, double pair_count, double kappa, double lambda_gap, double lambda_hess,
                  bool with_gap, bool with_hessian, bool adaptive, bool input_grad) {
   const int64_t classes = check_network(x_in, y, weights_in, biases_in, layers, layer_params);
+  check_finite(x_in, "x");
   const at::Tensor x = x_in.contiguous();
-  if (with_gap) {
-    check_k(k, x.size(1));
-    TORCH_CHECK_VALUE(std::isfinite(pair_count) && pair_count > 0,
-                      "pair_count must be a positive finite number, got ", pair_count);
-  }
-  if (with_hessian)
-    TORCH_CHECK_VALUE(std::isfinite(kappa) && kappa > 0, "kappa must be a positive finite number, got ",
-                      kappa);
+  const Options o = make_options(x.size(1), score, k, pairs, transform, n_pairs, pair_count, kappa, lambda_gap,
+                                 lambda_hess, with_gap, with_hessian, adaptive, input_grad);
   const int64_t n_valid = classes == 1 ? 2 : classes;
   TORCH_CHECK_VALUE(((y >= 0) & (y < n_valid)).all().item<bool>(), "y must lie in [0, ", n_valid,
                     ") for a model with ", classes, " output(s)");
   std::vector<at::Tensor> weights, biases;
   for (const auto& w : weights_in) weights.push_back(w.contiguous());
   for (const auto& b : biases_in) biases.push_back(b.contiguous());
-  Options o{parse_score(score), k, n_pairs, pairs, transform, pair_count, kappa, lambda_gap, lambda_hess,
-            with_gap, with_hessian, adaptive, input_grad};
   Driver<E> driver{weights, biases, layers, layer_params, o};
   return driver.run(x, y.contiguous());
 }

@@ -16,6 +16,7 @@ refuses models it cannot run with the offending layer's name and is not yet pref
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -42,8 +43,8 @@ class _Plan:
 
 
 class FusedMLPObjective(torch.autograd.Function):
-    """forward(plan, x, y, *weights, *biases) -> (loss, ce, hess, gap); ``biases`` holds only the
-    Linear layers that have one. ce/hess/gap are detached (for the log)."""
+    """forward(plan, x, y, *weights, *biases) -> (loss, parts); ``biases`` holds only the Linear
+    layers that have one. parts = [ce, hess, gap], detached (for the log)."""
 
     @staticmethod
     def forward(ctx, plan: _Plan, x: torch.Tensor, y: torch.Tensor, *tensors: torch.Tensor):
@@ -57,9 +58,8 @@ class FusedMLPObjective(torch.autograd.Function):
         # Plain attributes, not save_for_backward: these are results, never modified in place.
         ctx.grads = (gx.reshape(x.shape) if want_x else None, gw,
                      [g for g, has in zip(gb, plan.has_bias) if has])
-        ce, hess, gap = (parts[i].clone() for i in range(3))
-        ctx.mark_non_differentiable(ce, hess, gap)
-        return loss, ce, hess, gap
+        ctx.mark_non_differentiable(parts)
+        return loss, parts
 
     @staticmethod
     @once_differentiable
@@ -103,7 +103,7 @@ def fused_objective(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     spec = mlp_spec_or_raise(model, x)
     if not isinstance(y, torch.Tensor):
         raise TypeError(f"y must be a tensor of labels, got {type(y).__name__}")
-    n = x[0].numel()
+    n = math.prod(x.shape[1:])
     count = mean_pair_count(pairs, k, n, n_pairs) if with_gap else 1
     options = dict(score=score, k=k, pairs=pairs, transform=transform,
                    n_pairs=n_pairs if pairs == "mm" else None, pair_count=count, kappa=kappa,
@@ -113,7 +113,8 @@ def fused_objective(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                  backend)
     tensors = [lin.weight for lin in spec.linears]
     tensors += [lin.bias for lin in spec.linears if lin.bias is not None]
-    loss, ce, hess, gap = FusedMLPObjective.apply(plan, x, y, *tensors)
+    loss, values = FusedMLPObjective.apply(plan, x, y, *tensors)
+    ce, hess, gap = values.unbind()
     parts: Parts = {"ce": ce}
     if with_hessian:
         parts["hess"] = hess

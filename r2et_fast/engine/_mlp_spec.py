@@ -13,6 +13,7 @@ The layer codes and the two parameters per layer are what the native op
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -149,7 +150,7 @@ def input_problem(spec: MLPSpec, x: torch.Tensor) -> str | None:
     first = spec.linears[0]
     if x.dim() != 2 and not spec.flattens_input:
         return (f"x has shape {tuple(x.shape)}: an MLP without a leading Flatten takes (B, n) inputs")
-    n = x[0].numel()
+    n = math.prod(x.shape[1:])
     if n != first.in_features:
         return f"x has {n} features per sample but the first Linear takes {first.in_features}"
     for j, lin in enumerate(spec.linears):

@@ -77,14 +77,11 @@ def fused_mlp_objective(x: torch.Tensor, y: torch.Tensor, weights: list[torch.Te
     where a term is off), an empty grad for an absent bias, ``grad_x`` empty unless asked for.
     """
     v.check_maps(x, "x")
-    v.check_finite(x, "x")
     y = v.check_tensor(y, "y")
     if y.dtype != torch.int64 or tuple(y.shape) != (x.shape[0],) or y.device != x.device:
         raise ValueError(f"y must be an int64 tensor of shape ({x.shape[0]},) on {x.device}, got "
                          f"{y.dtype} {tuple(y.shape)} on {y.device}")
     n_out = _check_net(x, weights, biases, layers, layer_params)
-    if not v.is_symbolic(y):  # meta / fake tensors: no values to range-check
-        v.check_target_range(y, n_out)
     v.check_choice(score, "score", SCORES)
     for name, flag in (("with_gap", with_gap), ("with_hessian", with_hessian), ("adaptive", adaptive),
                        ("input_grad", input_grad)):
@@ -102,8 +99,13 @@ def fused_mlp_objective(x: torch.Tensor, y: torch.Tensor, weights: list[torch.Te
             float(pair_count), float(kappa), lambda_gap, lambda_hess, with_gap, with_hessian, adaptive,
             input_grad)
     if use_native("fused_mlp_objective", x, backend):
+        # The kernels check x's values and y's range themselves (the CPU one while the rows are in
+        # cache), with the messages below: no host sync here.
         loss, parts, gw, gb, gx = _ops.native("fused_mlp_objective")(x, y, list(weights), list(biases), *args)
         return loss, parts, list(gw), list(gb), gx
+    v.check_finite(x, "x")
+    if not v.is_symbolic(y):  # meta / fake tensors: no values to range-check
+        v.check_target_range(y, n_out)
     for j, w in enumerate(weights):
         v.check_finite(w, f"weights[{j}]")
     return _twin.fused_mlp_objective(x, y, list(weights), list(biases), *args)

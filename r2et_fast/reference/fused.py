@@ -8,7 +8,7 @@ Input gradient g = ds/dx, per row (explicit backward pass, each point its own d1
     delta_M = s'(z);  delta_i = delta_{i+1} W_i (linear) | d1_i * delta_{i+1} (elementwise);  g = delta_0
 Objective (x' = x + kappa v, v = sign(g(x)) / sqrt(n) fixed; ranking of |g(x)| fixed; P = pair_count):
     J = CE(z(x)) + w_h (1/B) sum_b ||g'_b - g_b|| / kappa - w_g (1/(B P)) sum_b G(|g_b|)
-    w = lambda, or |lambda (CE + 1) / max(term, 1e-12)| (adaptive), constant (detached)
+    w = lambda, or |lambda (CE + 1) / max(|term|, 1e-12)| (adaptive), constant (detached)
 Seeds (q_b = d_b / (kappa ||d_b||), d = g' - g, q = 0 where d = 0; G' from topk_pair_gap_backward):
     gbar  = -w_g/(B P) sign(g) * G'(|g|) - (w_h / B) q        (the point x)
     gbar' = (w_h / B) q                                       (the point x')
@@ -140,8 +140,8 @@ def _adjoint(net: _Net, point: _Pass, y: torch.Tensor, score: str, gbar: torch.T
 
 
 def _weight(lam: float, ce: torch.Tensor, term: torch.Tensor, adaptive: bool) -> torch.Tensor | float:
-    # Method.weight in r2et_fast/train/_methods.py, term by term (clamp_min, not abs, on the term)
-    return (lam * (ce + 1) / term.clamp_min(1e-12)).abs() if adaptive else lam
+    # Method.weight in r2et_fast/train/_methods.py, term by term
+    return (lam * (ce + 1) / term.abs().clamp_min(1e-12)).abs() if adaptive else lam
 
 
 @torch.no_grad()

@@ -60,10 +60,12 @@ class Method:
         return resolve_engine(self.engine, model, x).name == "fused"
 
     def weight(self, weight: float, ce: torch.Tensor, term: torch.Tensor) -> torch.Tensor | float:
-        """lambda, or the authors' adaptive weight |lambda (CE + 1) / term| (both detached)."""
+        """lambda, or the authors' adaptive weight |lambda (CE + 1) / term| (both detached; |term|
+        floored at 1e-12, so a term near 0 of either sign gives a large weight, never a negative one
+        or one blown up by a clamp of a negative term)."""
         if not self.adaptive:
             return weight
-        return (weight * (ce.detach() + 1) / term.detach().clamp_min(1e-12)).abs()
+        return (weight * (ce.detach() + 1) / term.detach().abs().clamp_min(1e-12)).abs()
 
     def __call__(self, model, x: torch.Tensor, y: torch.Tensor, *, step_seed: int = 0
                  ) -> tuple[torch.Tensor, Parts]:
