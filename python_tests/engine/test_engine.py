@@ -29,10 +29,12 @@ def test_names_and_lookup():
         TrainConfig(engine="gpu")
 
 
-def test_auto_picks_autograd_on_cpu():
+def test_auto_picks_fused_for_mlps_and_autograd_otherwise_on_cpu():
     model, x, _ = model_and_batch()
-    assert E.resolve_engine("auto", model, x).name == "autograd"
+    assert E.resolve_engine("auto", model, x).name == "fused"
     assert E.resolve_engine("batched", model, x).name == "batched"
+    cnn = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(8, 2))
+    assert E.resolve_engine("auto", cnn, torch.randn(2, 1, 4, 4)).name == "autograd"
 
 
 class _OnlySoftplus(E.GradientEngine):
@@ -56,11 +58,11 @@ class _OnlySoftplus(E.GradientEngine):
 
 def test_a_registered_engine_takes_over_auto_where_it_applies(monkeypatch):
     monkeypatch.setattr(_base, "_REGISTRY", dict(_base._REGISTRY))
-    E.register_engine(_OnlySoftplus(), priority=10)
+    E.register_engine(_OnlySoftplus(), priority=20)  # above the fused engine (10)
     model, x, y = model_and_batch()
     assert E.resolve_engine("auto", model, x).name == "only_softplus"
     relu = torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2)).double()
-    assert E.resolve_engine("auto", relu, x).name == "autograd"  # falls back where unsupported
+    assert E.resolve_engine("auto", relu, x).name == "fused"  # the next engine where unsupported
     with pytest.raises(ValueError, match="needs a model with a Softplus"):
         E.resolve_engine("only_softplus", relu, x)
     # TrainConfig accepts the new name and the trainer uses it

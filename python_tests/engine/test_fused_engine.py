@@ -38,14 +38,19 @@ def _data():
     return model, torch.randn(8, 10, generator=g, dtype=torch.float64), torch.randint(0, 3, (8,), generator=g)
 
 
-def test_registered_and_not_preferred_yet():
+def test_registered_and_preferred_by_auto():
     assert "fused" in E.engine_names()
     engine = E.get_engine("fused")
     assert isinstance(engine, E.FusedEngine)
     model, x, _ = _data()
-    assert engine.unsupported(model, x) is None and engine.preferred(model, x) is False
-    assert E.resolve_engine("auto", model, x).name == "autograd"
+    assert engine.unsupported(model, x) is None and engine.preferred(model, x) is True
+    assert E.resolve_engine("auto", model, x) is engine
     assert E.resolve_engine("fused", model, x) is engine
+    model.train()  # a plain MLP has no train-mode layer: still fused
+    assert E.resolve_engine("auto", model, x) is engine
+    dropout = nn.Sequential(nn.Linear(10, 4), nn.Dropout(0.2), nn.ReLU(), nn.Linear(4, 3)).double()
+    assert E.resolve_engine("auto", dropout.train(), x).name == "autograd"  # random masks: not fused
+    assert E.resolve_engine("auto", dropout.eval(), x) is engine
 
 
 def test_refusals_name_the_layer():

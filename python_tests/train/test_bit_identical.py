@@ -1,5 +1,7 @@
 """``train(data, cfg)`` gives bit-identical parameters and logged losses to the training loop it
-replaced, for every method: the checksums were recorded with that loop (see the JSON file).
+replaced, for every method: the checksums were recorded with that loop (see the JSON file). That
+loop differentiated twice with autograd, so the runs name ``engine="autograd"`` (``auto`` picks the
+fused engine for these MLPs, equal to rounding: python_tests/engine/test_fused_*.py).
 
 BLAS kernels differ between CPU families and thread counts, so the runs use one thread and are
 compared only where a fingerprint matmul gives the bits it gave where the checksums were recorded.
@@ -64,12 +66,13 @@ def _check(name: str, result) -> None:
 
 @pytest.mark.parametrize("method", METHODS)
 def test_every_method_is_bit_identical(data, method):
-    _check(method, train(data, TrainConfig(method=method, epochs=2, batch_size=64, k=4), progress=False))
+    _check(method, train(data, TrainConfig(method=method, epochs=2, batch_size=64, k=4, engine="autograd"),
+                         progress=False))
 
 
 @pytest.mark.parametrize("name", sorted(EXTRA))
 def test_variants_are_bit_identical(data, name):
-    cfg = TrainConfig(epochs=2, batch_size=64, k=4, **EXTRA[name])
+    cfg = TrainConfig(epochs=2, batch_size=64, k=4, engine="autograd", **EXTRA[name])
     _check(name, train(data, cfg, progress=False))
 
 

@@ -83,14 +83,16 @@ def check_k(k: object, n: int) -> None:
         raise ValueError(f"k must satisfy 1 <= k < n_features (n_features = {n}), got k = {k}")
 
 
-def check_batch(value: object, name: str) -> torch.Tensor:
+def check_batch(value: object, name: str, *, values: bool = True) -> torch.Tensor:
     """A non-empty batch of inputs (B, ...) with B >= 1 and at least one more dimension, float32/float64,
-    finite; returns ``value`` itself, narrowed to a tensor."""
+    finite; returns ``value`` itself, narrowed to a tensor. ``values=False`` leaves the finiteness
+    check (a host sync) to a kernel that tests the values as it reads them."""
     value = check_tensor(value, name)
     check_float(value, name)
     if value.dim() < 2 or value.shape[0] == 0:
         raise ValueError(f"{name} must be a non-empty batch (B, ...), got shape {tuple(value.shape)}")
-    check_finite(value, name)
+    if values:
+        check_finite(value, name)
     return value
 
 

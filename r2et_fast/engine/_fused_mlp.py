@@ -10,8 +10,9 @@ runs, so any optimizer, gradient clipping or loss scaling works as with the auto
 
 The gradients are first-order only (``once_differentiable``): differentiating them again raises.
 
-``FusedEngine`` (registered as ``engine="fused"``) names this path in the engine registry; it
-refuses models it cannot run with the offending layer's name and is not yet preferred by ``auto``.
+``FusedEngine`` (registered as ``engine="fused"``) names this path in the engine registry: ``auto``
+picks it for every model it can run; named explicitly, it refuses other models with the offending
+layer's name.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from torch.autograd.function import once_differentiable
 
 from r2et_fast import _validation as v
 from r2et_fast.engine._autograd import AutogradEngine
-from r2et_fast.engine._base import GradientEngine, Gradients, Model
+from r2et_fast.engine._base import _REGISTRY, GradientEngine, Gradients, Model
 from r2et_fast.engine._mlp_spec import MLPSpec, input_problem, recognize_mlp
 from r2et_fast.ops.fused import fused_mlp_objective
 
@@ -99,7 +100,7 @@ def fused_objective(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     parts: ``ce``, ``hess`` (with ``with_hessian``) and ``gap`` (with ``with_gap``), detached.
     The task loss is cross-entropy; for a single-output model (C = 1) BCE-with-logits.
     """
-    v.check_batch(x, "x")
+    v.check_batch(x, "x", values=False)  # the op checks the values (the kernel while reading them)
     spec = mlp_spec_or_raise(model, x)
     if not isinstance(y, torch.Tensor):
         raise TypeError(f"y must be a tensor of labels, got {type(y).__name__}")
@@ -125,7 +126,9 @@ def fused_objective(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
 
 class FusedEngine(GradientEngine):
     """fused: MLPs of Linear and ReLU/LeakyReLU/Softplus/Tanh layers; R2ET and Est-H computed by one
-    fused op (``fused_objective``) instead of double backprop. Other callers get autograd's passes."""
+    fused op (``fused_objective``) instead of double backprop. ``auto`` picks it for every model it
+    can run. Callers that want g(x) with a graph (explanations, attacks, the other regularisers)
+    get the passes of the engine ``auto`` would pick without it."""
 
     name = "fused"
 
@@ -134,15 +137,22 @@ class FusedEngine(GradientEngine):
         return spec if isinstance(spec, str) else input_problem(spec, x)
 
     def preferred(self, model: Model, x: torch.Tensor) -> bool:
-        # Not yet: `auto` keeps today's engines until the fused path is benchmarked and switched
-        # on (then: `self.unsupported(model, x) is None`).
-        return False
+        return True  # wherever it runs: resolve_engine asks ``unsupported`` next
 
     def gradients(self, model: Model, x: torch.Tensor, target: torch.Tensor | None, *, score: str,
                   kappa: float | None = None) -> Gradients:
-        # The fused op returns the objective's parameter gradients, not g(x) with a graph: any
-        # other objective built on Gradients gets the autograd engine's (identical) passes.
-        return _AUTOGRAD.gradients(model, x, target, score=score, kappa=kappa)
+        # The fused op returns the objective's parameter gradients, not g(x) with a graph.
+        return _graph_engine(model, x).gradients(model, x, target, score=score, kappa=kappa)
+
+
+def _graph_engine(model: Model, x: torch.Tensor) -> GradientEngine:
+    """The engine ``auto`` resolves to when the fused one is left out."""
+    ranked = sorted((item for name, item in _REGISTRY.items() if name != FusedEngine.name),
+                    key=lambda item: -item[0])
+    for _, engine in ranked:
+        if engine.preferred(model, x) and engine.unsupported(model, x) is None:
+            return engine
+    return _AUTOGRAD
 
 
 _AUTOGRAD = AutogradEngine()

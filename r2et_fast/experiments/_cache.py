@@ -24,7 +24,7 @@ from r2et_fast.train import TrainConfig, load_model, train
 from r2et_fast.train._checkpoint import CHECKPOINT, MODEL
 
 # Part of every key: bump it when the code changes what a cached computation returns.
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: engine='auto' trains MLPs with the fused objective
 # Beside model.pt in a run folder: the key the model and its checkpoint were trained with.
 MODEL_KEY_FILE = "model_key.json"
 
