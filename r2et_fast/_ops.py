@@ -49,7 +49,7 @@ def has_kernel(op: str, device_type: str) -> bool:
     return _registered(op, key)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _registered(op: str, key: str) -> bool:
     # The extension registers all its kernels when it loads (above), so the answer never changes:
     # asked once per op and device instead of once per call (a dispatcher lookup of ~10 us).
