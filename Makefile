@@ -35,11 +35,12 @@ lint: $(VENV)/.deps
 test: env lint
 	$(PY) -m pytest -q
 
-# The deep fuzz profile: 10,000 Hypothesis examples per native-vs-twin test and per fused-objective
-# agreement test (not run by CI).
+# The deep fuzz profile: 10,000 Hypothesis examples per native-vs-twin test, per fused-objective
+# agreement test and per sound-bound soundness test (2,500 for the CNN one; not run by CI).
 fuzz: env
 	R2ET_FAST_FUZZ_EXAMPLES=10000 $(PY) -m pytest -q python_tests/ops/test_fuzz_native_vs_reference.py \
-		python_tests/engine/test_fused_mlp.py python_tests/engine/test_fused_mlp_native.py
+		python_tests/engine/test_fused_mlp.py python_tests/engine/test_fused_mlp_native.py \
+		python_tests/bounds/test_sound.py
 
 bench: env
 	$(PY) -m pytest benchmarks --benchmark-enable --benchmark-only \

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any, ClassVar, TypedDict
 
 import torch
 
@@ -37,7 +37,8 @@ class _ExplainerOptions(TypedDict):
 
 @dataclass
 class Certificate:
-    """Per-sample bounds for a batch (all tensors (B,) unless noted).
+    """Per-sample bounds for a batch (all tensors (B,) unless noted); ``kind = "first_order"``: its
+    top-k radius assumes a locally linear g (see :class:`SoundCertificate` for the guarantee).
 
     Attributes:
         eps, norm, p, method, k: the setting ("l2" | "linf" | "lp", p its exponent).
@@ -54,6 +55,7 @@ class Certificate:
         converged, iterations: the Lanczos diagnostics.
     """
 
+    kind: ClassVar[str] = "first_order"
     eps: float
     norm: str
     p: float
@@ -78,7 +80,7 @@ class Certificate:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the setting and every per-sample field as a list (v_max left out)."""
-        out: dict[str, Any] = {"eps": self.eps, "norm": self.norm,
+        out: dict[str, Any] = {"kind": self.kind, "eps": self.eps, "norm": self.norm,
                                "p": None if math.isinf(self.p) else self.p,
                                "method": self.method, "k": self.k}
         for name in _PER_SAMPLE:
@@ -94,7 +96,7 @@ class Certificate:
             return float(t.double().mean()) if t.numel() else math.nan
 
         return {
-            "eps": self.eps, "norm": self.norm, "method": self.method, "k": self.k,
+            "kind": self.kind, "eps": self.eps, "norm": self.norm, "method": self.method, "k": self.k,
             "n_samples": int(self.t_e.numel()),
             "mean_xi_max": mean(self.xi_max), "mean_t_e": mean(self.t_e),
             "mean_t_e_generalized": mean(self.t_e_generalized), "mean_c": mean(self.c),

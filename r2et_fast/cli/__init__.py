@@ -1,7 +1,8 @@
 """Command line: ``r2et-fast <command>``. Results print as a table and can be saved as JSON.
 
 One private module per group of commands: ``_basic`` (demo, info), ``_list``, ``_train``,
-``_attack``, ``_tabular`` (compare), ``_experiments`` (reproduce, bounds) and ``_certify``;
+``_attack``, ``_tabular`` (compare), ``_experiments`` (reproduce, bounds) and ``_certify`` (with
+``_certify_sound`` for ``--sound``);
 ``_options`` holds the options they share, ``_data`` the data sets and saved models of every
 modality. Bad input, from argparse or from a command, ends with one ``r2et-fast <command>: error:
 ...`` line on stderr and exit status 2 (``_errors``), never a traceback.

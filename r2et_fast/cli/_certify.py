@@ -1,5 +1,6 @@
 """`r2et-fast certify`: Wang & Kong attribution-deviation bounds (and, with ``--validate``, attacks)
-for the test samples of a saved model (docs/spec.md §7)."""
+for the test samples of a saved model (docs/spec.md §7); with ``--sound`` the sound top-k
+certificate instead (``_certify_sound``)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from r2et_fast.cli._data import (
     load,
     load_saved,
 )
+from r2et_fast.cli._errors import CliError
 from r2et_fast.cli._options import NONNEGATIVE, POSITIVE, POSITIVE_INT
 from r2et_fast.experiments._bounds_diagnostics import tied_pool_share
 from r2et_fast.experiments._bounds_eval import AttackBudget, evaluate
@@ -105,9 +107,34 @@ def certify_saved(model_path: str | Path, *, dataset: str | None = None, eps: Se
     return payload
 
 
+def _cmd_certify_sound(args: argparse.Namespace) -> int:
+    from r2et_fast.cli._certify_sound import certify_sound_saved
+    from r2et_fast.experiments._sound_eval import SoundBudget
+
+    if args.method == "ig":
+        raise CliError("--method ig: --sound bounds saliency and gradxinput only")
+    if args.smooth_pool is not None:
+        raise CliError("--smooth-pool: --sound certifies the saved model itself, not a surrogate")
+    budget = SoundBudget(restarts=args.restarts, steps=args.steps, seed=args.seed)
+    result = certify_sound_saved(args.model, dataset=args.dataset, eps=args.eps, norm=args.norm,
+                                 method=args.method, score=args.score, k=args.k, n_samples=args.n_samples,
+                                 out=args.out, budget=budget, attack=not args.no_attack, eps_max=args.eps_max,
+                                 data_seed=args.data_seed)
+    print(f"\n{result['table']}")
+    files = result["files"]
+    print(f"\nwritten to {args.out}: {files['json']}, {files['markdown']}, {files['figure']}")
+    return 0
+
+
 def _cmd_certify(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    if args.sound:
+        return _cmd_certify_sound(args)
+    for flag, given in (("--score", args.score != "logit"), ("--no-attack", args.no_attack),
+                        ("--eps-max", args.eps_max != 1.0)):
+        if given:
+            raise CliError(f"{flag} needs --sound")
     budget = AttackBudget(restarts=args.restarts, steps=args.steps, topk_steps=args.topk_steps,
                           keep_label=args.keep_label, seed=args.seed)
     result = certify_saved(args.model, dataset=args.dataset, eps=args.eps, norm=args.norm,
@@ -140,8 +167,10 @@ def add_certify(sub) -> None:
                     "and graphs)")
     ce.add_argument("--n-samples", type=POSITIVE_INT, default=50, help="first test samples to certify")
     ce.add_argument("--validate", action="store_true", help="attack the samples and compare with the bounds")
-    ce.add_argument("--restarts", type=POSITIVE_INT, default=3, help="random starts per attack (--validate)")
-    ce.add_argument("--steps", type=POSITIVE_INT, default=20, help="PGD steps (--validate)")
+    ce.add_argument("--restarts", type=POSITIVE_INT, default=3,
+                    help="random starts per attack (--validate, --sound)")
+    ce.add_argument("--steps", type=POSITIVE_INT, default=20,
+                    help="PGD steps (--validate; --sound: every attack)")
     ce.add_argument("--topk-steps", type=POSITIVE_INT, default=200,
                     help="top-k attack steps, l-inf (--validate)")
     ce.add_argument("--keep-label", action="store_true", help="attacks stop before the prediction changes")
@@ -151,6 +180,15 @@ def add_certify(sub) -> None:
     ce.add_argument("--data-seed", type=int, default=0, help="seed of the train/val/test split")
     ce.add_argument("--seed", type=int, default=0, help="seed of the Lanczos start and the random starts")
     ce.add_argument("--threads", type=POSITIVE_INT, help="torch threads")
-    ce.add_argument("--out", default="runs/certify", help="folder of <norm>_<method>.json / .md / .png")
+    ce.add_argument("--sound", action="store_true",
+                    help="sound top-k certificate by interval bound propagation (MLPs, CNNs without max "
+                    "pooling): per-sample radii, certified and attacked P@k curves, and the first-order "
+                    "certificate beside it")
+    ce.add_argument("--score", choices=("logit", "loss"), default="logit",
+                    help="--sound: the differentiated score (logit z_c or the cross-entropy at c)")
+    ce.add_argument("--eps-max", type=POSITIVE, default=1.0, help="--sound: top of the radius bisection")
+    ce.add_argument("--no-attack", action="store_true", help="--sound: bounds only, no attacks")
+    ce.add_argument("--out", default="runs/certify", help="folder of <norm>_<method>.json / .md / .png "
+                    "(--sound: sound_<norm>_<method>.*)")
     ce.add_argument("--no-progress", action="store_true")
     ce.set_defaults(func=_cmd_certify)

@@ -14,6 +14,11 @@ from r2et_fast.cli import _data
 from r2et_fast.cli._errors import CliError
 from r2et_fast.cli._options import POSITIVE_INT, add_common, add_train_options, train_overrides
 
+# The architectures a data set's default may be swapped for (same inputs, same outputs): the
+# average-pooling CNN on single MNIST digits, which the sound certificate can bound.
+ARCH_SWAPS = (("cnn", "avgpool_cnn"),)
+ARCH_SWAPS_HELP = "avgpool_cnn for mnist"
+
 # What a usable checkpoint holds (r2et_fast.train.Trainer writes these keys).
 CHECKPOINT_KEYS = ("model", "optimizer", "epoch", "history", "config")
 
@@ -60,8 +65,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from r2et_fast.train._checkpoint import CHECKPOINT, MODEL
 
     data = _data.load(args.dataset, seed=args.data_seed, max_train=args.max_train)
+    arch = data.spec.arch
+    if args.arch is not None:
+        if args.arch != arch and (arch, args.arch) not in ARCH_SWAPS:
+            raise CliError(f"--arch {args.arch}: {data.label} is modelled by {arch}"
+                           + (f" (or {ARCH_SWAPS_HELP})" if any(a == arch for a, _ in ARCH_SWAPS) else ""))
+        arch = args.arch
     # the data set's protocol (architecture, k, training defaults), then the command line
-    cfg = TrainConfig(**{"method": args.method, "arch": data.spec.arch, "k": data.spec.k, **data.spec.train,
+    cfg = TrainConfig(**{"method": args.method, "arch": arch, "k": data.spec.k, **data.spec.train,
                          **train_overrides(args)})
     _data.check_k(cfg.k, data)
     out = Path(args.out or f"runs/{data.label}/{args.method}")
@@ -87,6 +98,9 @@ def add_train(sub) -> None:
     add_common(tr, every_modality=True)
     tr.add_argument("--method", choices=METHODS, default="r2et")
     add_train_options(tr)
+    tr.add_argument("--arch", choices=sorted({a for pair in ARCH_SWAPS for a in pair}),
+                    help=f"the model (default the data set's; {ARCH_SWAPS_HELP}: average pooling, which "
+                    "`certify --sound` can bound)")
     tr.add_argument("--max-train", type=POSITIVE_INT, help="train on the first training samples only")
     tr.add_argument("--out", help="run folder (default runs/<dataset>/<method>)")
     tr.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")

@@ -5,6 +5,8 @@ ranking ops work on x.flatten(1) whatever the modality:
 
 - ``"mlp"``: tabular, x (B, n);
 - ``"cnn"``: single MNIST digits, x (B, 1, 28, 28);
+- ``"avgpool_cnn"``: the same layout with average pooling (an ``nn.Sequential``), the CNN the sound
+  certificate can bound (docs/spec.md §7, §8);
 - ``"siamese_cnn"``: MNIST pairs, x (B, 2, 28, 28);
 - ``"siamese_gcn"``: graph pairs, x (B, 2, m) with the strict upper triangles (m = N(N-1)/2) of
   the two weighted adjacency matrices (needs torch_geometric).
@@ -18,12 +20,13 @@ import torch
 
 from r2et_fast.graph_encoding import n_nodes_of
 from r2et_fast.models._activation import ACTIVATIONS, make_activation
-from r2et_fast.models.cnn import EmbeddingCNN, MnistCNN, SiameseCNN
+from r2et_fast.models.cnn import AvgPoolCNN, EmbeddingCNN, MnistCNN, SiameseCNN
 from r2et_fast.models.smooth_pool import POOLINGS, SmoothPoolCNN, lse_pool2d, with_pooling
 from r2et_fast.models.tabular import TabularMLP
 
-ARCHITECTURES = ("mlp", "cnn", "siamese_cnn", "siamese_gcn")
-DEFAULT_ACTIVATION = {"mlp": "leaky_relu", "cnn": "relu", "siamese_cnn": "relu", "siamese_gcn": "relu"}
+ARCHITECTURES = ("mlp", "cnn", "avgpool_cnn", "siamese_cnn", "siamese_gcn")
+DEFAULT_ACTIVATION = {"mlp": "leaky_relu", "cnn": "relu", "avgpool_cnn": "relu", "siamese_cnn": "relu",
+                      "siamese_gcn": "relu"}
 
 
 def build(arch: str, input_shape: tuple[int, ...], n_classes: int = 2, *, activation: str | None = None,
@@ -35,12 +38,14 @@ def build(arch: str, input_shape: tuple[int, ...], n_classes: int = 2, *, activa
     act = activation or DEFAULT_ACTIVATION[arch]
     if arch == "mlp":
         return TabularMLP(math.prod(shape), n_classes, hidden, act, beta)
-    if arch in ("cnn", "siamese_cnn"):
-        channels = 1 if arch == "cnn" else 2
+    if arch in ("cnn", "avgpool_cnn", "siamese_cnn"):
+        channels = 2 if arch == "siamese_cnn" else 1
         if shape != (channels, 28, 28):
             raise ValueError(f"arch {arch!r} needs inputs of shape ({channels}, 28, 28), got {shape}")
         if arch == "cnn":
             return MnistCNN(n_classes, act, beta)
+        if arch == "avgpool_cnn":
+            return AvgPoolCNN(n_classes, act, beta)
         if n_classes != 2:
             raise ValueError(f"siamese models classify 'same or not' (2 classes), got n_classes={n_classes}")
         return SiameseCNN(activation=act, beta=beta)
@@ -53,6 +58,6 @@ def build(arch: str, input_shape: tuple[int, ...], n_classes: int = 2, *, activa
     return SiameseGCN(n_nodes_of(shape[1]), activation=act, beta=beta, node_features=node_features)
 
 
-__all__ = ["ACTIVATIONS", "ARCHITECTURES", "EmbeddingCNN", "MnistCNN", "POOLINGS", "SiameseCNN",
+__all__ = ["ACTIVATIONS", "ARCHITECTURES", "AvgPoolCNN", "EmbeddingCNN", "MnistCNN", "POOLINGS", "SiameseCNN",
            "SmoothPoolCNN", "TabularMLP", "build", "lse_pool2d", "make_activation",
            "with_pooling"]

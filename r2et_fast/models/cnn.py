@@ -69,3 +69,27 @@ class SiameseCNN(nn.Module):
         a, b = self.embeddings(x)
         z = self.head(F.cosine_similarity(a, b, dim=1, eps=1e-8).unsqueeze(1))
         return torch.cat([-z / 2, z / 2], dim=1)
+
+
+class AvgPoolCNN(nn.Sequential):
+    """The embedding CNN's layout with average pooling, as a plain ``nn.Sequential`` classifier:
+    Conv(1->8, 3x3) -> act -> AvgPool 2 -> Conv(8->16, 5x5) -> act -> AvgPool 3 -> flatten 144 ->
+    Linear 64 -> act -> Linear 32 -> act -> Linear ``n_classes`` (28x28 single digits).
+
+    Average pooling is linear, so the sound bounds (:func:`r2et_fast.bounds.sound_saliency_bounds`)
+    can propagate through it, unlike max pooling, whose gradient routing jumps inside any ball. The
+    activation comes before each pool (the max pool commutes with a monotone activation, an
+    average does not; this is the usual order).
+    """
+
+    def __init__(self, n_classes: int = 10, activation: str = "relu", beta: float = 10.0) -> None:
+        def act() -> nn.Module:
+            return make_activation(activation, beta)
+
+        super().__init__(nn.Conv2d(1, 8, 3), act(), nn.AvgPool2d(2), nn.Conv2d(8, 16, 5), act(),
+                         nn.AvgPool2d(3), nn.Flatten(), nn.Linear(144, 64), act(), nn.Linear(64, 32), act(),
+                         nn.Linear(32, n_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_image(x, 1, "AvgPoolCNN")
+        return super().forward(x)

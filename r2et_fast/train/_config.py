@@ -30,7 +30,7 @@ class TrainConfig:
     """
 
     method: str = "vanilla"
-    arch: str = "mlp"               # mlp | cnn | siamese_cnn | siamese_gcn (r2et_fast.models)
+    arch: str = "mlp"               # mlp | cnn | avgpool_cnn | siamese_cnn | siamese_gcn (r2et_fast.models)
     activation: str | None = None   # None: the architecture's default; SP always uses softplus
     node_features: str = "identity"  # siamese_gcn: identity | profile
     epochs: int = 10
