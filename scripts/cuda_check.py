@@ -129,6 +129,23 @@ def _fused_mlp_cases(gen: torch.Generator) -> list[Case]:
     return cases
 
 
+def _fused_saliency_cases(gen: torch.Generator) -> list[Case]:
+    """The smooth net of the objective's cases, every score, a given and the predicted class."""
+    cases = []
+    for score, classes, predict in (("logit", 3, False), ("prob", 3, True), ("loss", 1, False),
+                                    ("loss", 3, True)):
+        x = torch.randn(ROWS, N, generator=gen, dtype=torch.float64)
+        target = torch.randint(0, max(classes, 2), (ROWS,), generator=gen)
+        widths = [N, 16, classes]
+        f64 = dict(generator=gen, dtype=torch.float64)
+        weights = [torch.randn(widths[i + 1], widths[i], **f64) / widths[i] ** 0.5 for i in range(2)]
+        biases = [torch.randn(widths[1], **f64), torch.randn(classes, **f64)]
+        cases.append((f"{score} C={classes} predict={predict}",
+                      (x, target, predict, weights, biases, [0, 3, 0], [0.0, 0.0, 2.0, 20.0, 0.0, 0.0],
+                       score)))
+    return cases
+
+
 # Check inputs for every op (float64 CPU tensors; the GPU run gets copies on the device).
 CASES: dict[str, Callable[[torch.Generator], list[Case]]] = {
     "topk_indices": lambda gen: [("k=5", (_maps(gen), 5)), ("k=n-1", (_maps(gen), N - 1))],
@@ -142,6 +159,10 @@ CASES: dict[str, Callable[[torch.Generator], list[Case]]] = {
     "projected_step": _projected_step_cases,
     "topk_pair_agreement": _pair_agreement_cases,
     "fused_mlp_objective": _fused_mlp_cases,
+    "fused_mlp_saliency": _fused_saliency_cases,
+    "fused_mlp_saliency_vjp": lambda gen: [
+        (label, (x, target, torch.randn(x.shape, generator=gen, dtype=torch.float64), *rest))
+        for label, (x, target, _predict, *rest) in _fused_saliency_cases(gen)],
 }
 
 

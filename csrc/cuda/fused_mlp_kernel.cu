@@ -1,6 +1,6 @@
 // CUDA kernel of the fused MLP objective: the driver of csrc/ops/fused_mlp.h (cuBLAS matmuls via
 // ATen, the pair-gap and Hessian-norm ops' own CUDA kernels through the dispatcher) with the
-// elementwise parts as small kernels, the semantics of csrc/cpu/fused_mlp_kernel.cpp:
+// elementwise parts as small kernels, the semantics of csrc/cpu/fused_rows.h:
 //   activations: one thread per element, value and both derivatives in one pass;
 //   score derivatives and task loss: one thread per row, softmax accumulated in double (C is the
 //   number of classes: small, so a row loop per thread is enough).
@@ -70,7 +70,7 @@ __device__ void softmax_stats(const T* z, int64_t c, double& hi, double& s) {
 
 enum class RowJob { kGradient, kHvp, kTaskLoss };
 
-// One thread per row; the formulas of CpuElementwise (csrc/cpu/fused_mlp_kernel.cpp).
+// One thread per row; the formulas of csrc/cpu/fused_rows.h.
 template <typename T>
 __global__ void row_kernel(RowJob job, const T* z, const int64_t* y, int64_t rows, int64_t c, Score score,
                            const T* w, T* out, T* loss) {
@@ -174,6 +174,22 @@ fused::Result fused_mlp_objective_cuda(const at::Tensor& x, const at::Tensor& y,
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(r2et_fast, CUDA, m) { m.impl("fused_mlp_objective", &fused_mlp_objective_cuda); }
+fused::SaliencyResult fused_mlp_saliency_cuda(const at::Tensor& x, const at::Tensor& target, bool predict,
+                                              at::TensorList weights, at::TensorList biases, at::IntArrayRef layers,
+                                              at::ArrayRef<double> layer_params, c10::string_view score) {
+  return fused::saliency<CudaElementwise>(x, target, predict, weights, biases, layers, layer_params, score);
+}
+
+at::Tensor fused_mlp_saliency_vjp_cuda(const at::Tensor& x, const at::Tensor& target, const at::Tensor& grad,
+                                       at::TensorList weights, at::TensorList biases, at::IntArrayRef layers,
+                                       at::ArrayRef<double> layer_params, c10::string_view score) {
+  return fused::saliency_vjp<CudaElementwise>(x, target, grad, weights, biases, layers, layer_params, score);
+}
+
+TORCH_LIBRARY_IMPL(r2et_fast, CUDA, m) {
+  m.impl("fused_mlp_objective", &fused_mlp_objective_cuda);
+  m.impl("fused_mlp_saliency", &fused_mlp_saliency_cuda);
+  m.impl("fused_mlp_saliency_vjp", &fused_mlp_saliency_vjp_cuda);
+}
 
 }  // namespace r2et_fast

@@ -182,6 +182,13 @@ struct Driver {
   // g(x + kappa v) - g(x) is exactly 0 where a piecewise-linear net keeps its pattern (the
   // adaptive weight would multiply rounding noise by 1e12 otherwise).
   Point passes(const at::Tensor& x0, const at::Tensor& y) const {
+    Point p = forward(x0);
+    backward(p, y);
+    return p;
+  }
+
+  // u_0..u_M (and d1, d2) at x0.
+  Point forward(const at::Tensor& x0) const {
     const int64_t m = static_cast<int64_t>(kinds.size());
     Point p;
     p.u.push_back(x0);
@@ -201,13 +208,25 @@ struct Driver {
         p.d2.push_back(d2);
       }
     }
+    return p;
+  }
+
+  // delta_M = s'(z) with the labels y, then delta_{M-1}..delta_0 = g.
+  void backward(Point& p, const at::Tensor& y) const {
+    const int64_t m = static_cast<int64_t>(kinds.size());
     std::vector<at::Tensor> deltas(m + 1);
     deltas[m] = at::empty_like(p.u[m]);
     E::score_gradient(p.u[m], y, o.score, deltas[m]);
     for (int64_t i = m - 1; i >= 0; --i)
       deltas[i] = kinds[i] == kLinear ? at::mm(deltas[i + 1], weights[lin[i]]) : p.d1[i] * deltas[i + 1];
     p.delta = std::move(deltas);
-    return p;
+  }
+
+  void index_layers() {
+    for (int64_t i = 0, j = 0; i < static_cast<int64_t>(kinds.size()); ++i) {
+      lin.push_back(kinds[i] == kLinear ? j++ : -1);
+      if (kinds[i] == kLinear && first_linear < 0) first_linear = i;
+    }
   }
 
   // Add one point's share to the weight and bias gradients (adjoint of the backward pass, then of
@@ -251,10 +270,7 @@ struct Driver {
   Result run(const at::Tensor& x, const at::Tensor& y) {
     const at::AutoDispatchBelowADInplaceOrView below_autograd;
     const int64_t batch = x.size(0), n = x.size(1);
-    for (int64_t i = 0, j = 0; i < static_cast<int64_t>(kinds.size()); ++i) {
-      lin.push_back(kinds[i] == kLinear ? j++ : -1);
-      if (kinds[i] == kLinear && first_linear < 0) first_linear = i;
-    }
+    index_layers();
     const auto opt = x.options();
     const Point at_x = passes(x, y);
     const at::Tensor& g = at_x.delta[0];
@@ -316,6 +332,70 @@ Result objective(const at::Tensor& x_in, const at::Tensor& y, at::TensorList wei
   for (const auto& b : biases_in) biases.push_back(b.contiguous());
   Driver<E> driver{weights, biases, layers, layer_params, o};
   return driver.run(x, y.contiguous());
+}
+
+// The saliency op's network and target: (B,) int64 like y (its values unread with predict, when
+// the class is the argmax of the logits, or 1[z > 0] for C = 1). Returns C.
+inline int64_t check_saliency(const at::Tensor& x, const at::Tensor& target, at::TensorList weights,
+                              at::TensorList biases, at::IntArrayRef layers, at::ArrayRef<double> params) {
+  TORCH_CHECK_TYPE(target.scalar_type() == at::kLong, "target must be int64, got ", target.scalar_type());
+  return check_network(x, target, weights, biases, layers, params);
+}
+
+using SaliencyResult = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
+
+template <class E>
+SaliencyResult saliency(const at::Tensor& x_in, const at::Tensor& target, bool predict, at::TensorList weights_in,
+                        at::TensorList biases_in, at::IntArrayRef layers, at::ArrayRef<double> layer_params,
+                        c10::string_view score) {
+  const at::AutoDispatchBelowADInplaceOrView below_autograd;
+  const int64_t classes = check_saliency(x_in, target, weights_in, biases_in, layers, layer_params);
+  check_finite(x_in, "x");
+  const int64_t n_valid = classes == 1 ? 2 : classes;
+  if (!predict)
+    TORCH_CHECK_VALUE(((target >= 0) & (target < n_valid)).all().item<bool>(), "target must lie in [0, ",
+                      n_valid, ") for a model with ", classes, " output(s)");
+  std::vector<at::Tensor> weights, biases;
+  for (const auto& w : weights_in) weights.push_back(w.contiguous());
+  for (const auto& b : biases_in) biases.push_back(b.contiguous());
+  Options o = make_options(x_in.size(1), score, 1, "all", "linear", 0, 1.0, 1.0, 0.0, 0.0, false, false, false,
+                           false);
+  Driver<E> driver{weights, biases, layers, layer_params, o};
+  driver.index_layers();
+  Point p = driver.forward(x_in.contiguous());
+  const at::Tensor& z = p.u.back();
+  at::Tensor y = !predict ? target.contiguous()
+                 : classes == 1 ? z.select(1, 0).gt(0).to(at::kLong) : z.argmax(1);
+  driver.backward(p, y);
+  return {z, p.delta[0], y};
+}
+
+template <class E>
+at::Tensor saliency_vjp(const at::Tensor& x_in, const at::Tensor& target, const at::Tensor& grad,
+                        at::TensorList weights_in, at::TensorList biases_in, at::IntArrayRef layers,
+                        at::ArrayRef<double> layer_params, c10::string_view score) {
+  const at::AutoDispatchBelowADInplaceOrView below_autograd;
+  const int64_t classes = check_saliency(x_in, target, weights_in, biases_in, layers, layer_params);
+  TORCH_CHECK_VALUE(grad.sizes() == x_in.sizes() && grad.scalar_type() == x_in.scalar_type() &&
+                        grad.device() == x_in.device(),
+                    "grad must have the shape, dtype and device of x, got ", grad.sizes());
+  check_finite(x_in, "x");
+  check_finite(grad, "grad");
+  const int64_t n_valid = classes == 1 ? 2 : classes;
+  TORCH_CHECK_VALUE(((target >= 0) & (target < n_valid)).all().item<bool>(), "target must lie in [0, ",
+                    n_valid, ") for a model with ", classes, " output(s)");
+  std::vector<at::Tensor> weights, biases;
+  for (const auto& w : weights_in) weights.push_back(w.contiguous());
+  for (const auto& b : biases_in) biases.push_back(b.contiguous());
+  Options o = make_options(x_in.size(1), score, 1, "all", "linear", 0, 1.0, 1.0, 0.0, 0.0, false, false, false,
+                           true);
+  Driver<E> driver{weights, biases, layers, layer_params, o};
+  driver.index_layers();
+  const at::Tensor y = target.contiguous();
+  const Point p = driver.passes(x_in.contiguous(), y);
+  std::vector<at::Tensor> gw(weights.size()), gb(biases.size());
+  at::Tensor gx = driver.adjoint(p, y, grad.contiguous(), at::Tensor(), gw, gb, true);
+  return gx.defined() ? gx : at::zeros_like(x_in);
 }
 
 }  // namespace fused

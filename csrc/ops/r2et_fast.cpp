@@ -46,6 +46,14 @@ TORCH_LIBRARY(r2et_fast, m) {
         " float pair_count, float kappa, float lambda_gap, float lambda_hess, bool with_gap,"
         " bool with_hessian, bool adaptive, bool input_grad)"
         " -> (Tensor, Tensor, Tensor[], Tensor[], Tensor)");
+  // The same MLP's logits and input gradient g = ds/dx at x (no graph), for the class `target` or,
+  // with predict, the predicted one. Returns (logits, g, the explained class).
+  m.def("fused_mlp_saliency(Tensor x, Tensor target, bool predict, Tensor[] weights, Tensor[] biases,"
+        " int[] layers, float[] layer_params, str score) -> (Tensor, Tensor, Tensor)");
+  // d <grad, g(x)> / dx of the same MLP for the class target (the explanation's vector-Jacobian
+  // product, as an attack step needs it).
+  m.def("fused_mlp_saliency_vjp(Tensor x, Tensor target, Tensor grad, Tensor[] weights, Tensor[] biases,"
+        " int[] layers, float[] layer_params, str score) -> Tensor");
 }
 
 // `import r2et_fast._C` loads this library, which runs the static registrations above.

@@ -55,6 +55,23 @@ CASES: dict[str, Callable[[torch.Generator], list[Case]]] = {
                   [torch.randn(4, generator=g, dtype=torch.float64), torch.empty(0, dtype=torch.float64)],
                   [0, 3, 0], [0.0, 0.0, 2.0, 20.0, 0.0, 0.0]), {"k": K, "input_grad": True}),
     ],
+    "fused_mlp_saliency": lambda g: [
+        ("target", (_maps(g), torch.tensor([0, 2, 1]), [torch.randn(4, N, generator=g, dtype=torch.float64),
+                    torch.randn(3, 4, generator=g, dtype=torch.float64)],
+                    [torch.randn(4, generator=g, dtype=torch.float64), torch.empty(0, dtype=torch.float64)],
+                    [0, 3, 0], [0.0, 0.0, 2.0, 20.0, 0.0, 0.0]), {"score": "loss"}),
+        ("predicted", (_maps(g), None, [torch.randn(4, N, generator=g, dtype=torch.float64),
+                       torch.randn(3, 4, generator=g, dtype=torch.float64)],
+                       [torch.randn(4, generator=g, dtype=torch.float64),
+                        torch.empty(0, dtype=torch.float64)], [0, 1, 0], [0.0] * 6), {}),
+    ],
+    "fused_mlp_saliency_vjp": lambda g: [
+        ("loss", (_maps(g), torch.tensor([0, 2, 1]), _maps(g),
+                  [torch.randn(4, N, generator=g, dtype=torch.float64),
+                   torch.randn(3, 4, generator=g, dtype=torch.float64)],
+                  [torch.randn(4, generator=g, dtype=torch.float64), torch.empty(0, dtype=torch.float64)],
+                  [0, 3, 0], [0.0, 0.0, 2.0, 20.0, 0.0, 0.0]), {"score": "loss"}),
+    ],
 }
 DIFFERENTIABLE = {op.name for op in OPS if op.differentiable and op.public}
 

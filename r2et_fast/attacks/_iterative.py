@@ -25,7 +25,7 @@ from r2et_fast.attacks._vanishing import input_grad, vanishing_samples, warn_van
 from r2et_fast.engine._modes import eval_mode, modules_of
 from r2et_fast.explain import Saliency
 from r2et_fast.explain._attribution import AttributionFn, as_attribution, attribution_model, rebind
-from r2et_fast.explain._score import TRAINING_SCORE, predicted_class
+from r2et_fast.explain._score import TRAINING_SCORE, input_gradients_only, predicted_class
 from r2et_fast.ops.attacks import projected_step
 from r2et_fast.ops.ranking import precision_at_k
 
@@ -131,11 +131,13 @@ class IterativeAttack:
 
     def _step_maps(self, x_t: torch.Tensor, y: torch.Tensor, surrogate: AttributionFn | None
                    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(maps to differentiate, the real maps, detached) at ``x_t``, both flattened (B, n)."""
-        if surrogate is None:
-            maps = self._explain(x_t, y, create_graph=True)
-            return maps, maps.detach()
-        maps = surrogate(x_t, y, True).flatten(1)
+        """(maps to differentiate, the real maps, detached) at ``x_t``, both flattened (B, n).
+        Only x_t's gradient is taken: a fast path may hold the weights fixed."""
+        with input_gradients_only():
+            if surrogate is None:
+                maps = self._explain(x_t, y, create_graph=True)
+                return maps, maps.detach()
+            maps = surrogate(x_t, y, True).flatten(1)
         return maps, self._explain(x_t.detach(), y, create_graph=False)
 
     @torch.no_grad()

@@ -25,6 +25,7 @@ from r2et_fast.engine._base import (
 )
 from r2et_fast.engine._batched import BatchedEngine
 from r2et_fast.engine._fused_mlp import FusedEngine, fused_objective
+from r2et_fast.engine._fused_saliency import fused_saliency
 from r2et_fast.engine._modes import MODE_DEPENDENT_LAYERS, eval_mode, explanation_mode, mode_dependent
 from r2et_fast.engine._modes import task_logits as _task_logits
 
@@ -59,5 +60,5 @@ def task_logits(model, x, grads: Gradients):
 
 __all__ = ["AUTO", "ENGINES", "MODE_DEPENDENT_LAYERS", "Gradients", "GradientEngine", "AutogradEngine",
            "BatchedEngine", "FusedEngine", "check_engine", "check_request", "compute_gradients",
-           "engine_names", "eval_mode", "explanation_mode", "fused_objective", "get_engine",
+           "engine_names", "eval_mode", "explanation_mode", "fused_objective", "fused_saliency", "get_engine",
            "hessian_direction", "mode_dependent", "register_engine", "resolve_engine", "task_logits"]

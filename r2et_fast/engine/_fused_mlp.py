@@ -127,7 +127,7 @@ def fused_objective(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
 class FusedEngine(GradientEngine):
     """fused: MLPs of Linear and ReLU/LeakyReLU/Softplus/Tanh layers; R2ET and Est-H computed by one
     fused op (``fused_objective``) instead of double backprop. ``auto`` picks it for every model it
-    can run. Callers that want g(x) with a graph (explanations, attacks, the other regularisers)
+    can run on the CPU. Callers that want g(x) with a graph (explanations, attacks, the other regularisers)
     get the passes of the engine ``auto`` would pick without it."""
 
     name = "fused"
@@ -137,7 +137,9 @@ class FusedEngine(GradientEngine):
         return spec if isinstance(spec, str) else input_problem(spec, x)
 
     def preferred(self, model: Model, x: torch.Tensor) -> bool:
-        return True  # wherever it runs: resolve_engine asks ``unsupported`` next
+        # Wherever it runs (resolve_engine asks ``unsupported`` next), on the CPU: the CUDA kernel
+        # has not run on a GPU yet, so there it stays opt-in (engine="fused").
+        return x.device.type == "cpu"
 
     def gradients(self, model: Model, x: torch.Tensor, target: torch.Tensor | None, *, score: str,
                   kappa: float | None = None) -> Gradients:

@@ -26,7 +26,9 @@ Two defaults, on purpose (docs/spec.md §1, §3, §5):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator
 from typing import Literal, overload
 
 import torch
@@ -79,6 +81,43 @@ GradTarget = tuple[torch.Tensor, torch.Tensor]
 GradTargetOutput = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
+FastGradient = Callable[[object, torch.Tensor, "torch.Tensor | None", str], "GradTarget | None"]
+_FAST_GRADIENTS: list[FastGradient] = []
+
+
+# Fast paths for gradients kept differentiable w.r.t. the input only (weights held fixed): what an
+# attack step needs. Consulted only inside ``input_gradients_only()``: elsewhere a create_graph
+# gradient must also carry the parameters' graph (training, Exact-H, SSR).
+_FAST_INPUT_GRADIENTS: list[FastGradient] = []
+_INPUT_ONLY = contextvars.ContextVar("r2et_fast_input_gradients_only", default=False)
+
+
+@contextlib.contextmanager
+def input_gradients_only() -> Iterator[None]:
+    """Within the block, create_graph gradients need only be differentiable w.r.t. the input: a
+    registered fast path may compute them (the attacks' steps use this)."""
+    token = _INPUT_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _INPUT_ONLY.reset(token)
+
+
+def register_fast_input_gradient(fn: FastGradient) -> None:
+    """Like ``register_fast_gradient``, for ``create_graph`` gradients inside ``input_gradients_only``:
+    ``fn`` returns a gradient differentiable w.r.t. z (not the model's parameters), or None."""
+    if fn not in _FAST_INPUT_GRADIENTS:
+        _FAST_INPUT_GRADIENTS.append(fn)
+
+
+def register_fast_gradient(fn: FastGradient) -> None:
+    """Let ``fn(model, z, target, score)`` compute ``(grad, target)`` of detached explanations:
+    it returns None for a model or input it does not take. ``r2et_fast.engine`` registers the
+    fused MLP saliency here (explain sits below the engine, so it cannot import it)."""
+    if fn not in _FAST_GRADIENTS:
+        _FAST_GRADIENTS.append(fn)
+
+
 @overload
 def score_gradient(model: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor,
                    target: torch.Tensor | None, score: str, create_graph: bool,
@@ -105,7 +144,16 @@ def score_gradient(
     gradient as long as the model treats rows independently (no train-mode BatchNorm).
     Returns ``(grad, target)``, where ``target`` is the resolved label tensor (B,), and the model's
     output (B, C) as a third item with ``return_output`` (so a caller can reuse the forward pass).
+    A detached gradient (no ``create_graph``, no output asked for) of a model a registered fast
+    path recognises comes from it (``register_fast_gradient``), and so does a create_graph one
+    inside ``input_gradients_only`` (``register_fast_input_gradient``).
     """
+    if not return_output:
+        paths = _FAST_GRADIENTS if not create_graph else _FAST_INPUT_GRADIENTS if _INPUT_ONLY.get() else ()
+        for fast in paths:
+            found = fast(model, z, target, score)
+            if found is not None:
+                return found
     with torch.enable_grad():
         out = check_model_output(model(z), z.shape[0])
         if target is None:

@@ -94,6 +94,11 @@ def _fused_mlp(x, y, weights, biases, layers, layer_params, *_options_then_input
             [b.new_empty(b.shape) for b in biases], x.new_empty(x.shape if input_grad else (0,)))
 
 
+def _fused_saliency(x, target, predict, weights, biases, layers, layer_params, score):
+    return (x.new_empty((x.shape[0], weights[-1].shape[0])), x.new_empty(x.shape),
+            target.new_empty(target.shape))
+
+
 OPS: tuple[Op, ...] = (
     Op("topk_indices", "ranking", _topk_indices),
     Op("ranks", "ranking", _ranks),
@@ -112,6 +117,9 @@ OPS: tuple[Op, ...] = (
     Op("topk_pair_agreement", "thickness", _per_row),
     # returns its own gradients (wrapped by r2et_fast.engine._fused_mlp.FusedMLPObjective)
     Op("fused_mlp_objective", "fused", _fused_mlp),
+    # detached: the forward and backward passes of an MLP at x, for explanations without a graph
+    Op("fused_mlp_saliency", "fused", _fused_saliency),
+    Op("fused_mlp_saliency_vjp", "fused", lambda x, *_rest: x.new_empty(x.shape)),
 )
 
 _BY_NAME = {op.name: op for op in OPS}

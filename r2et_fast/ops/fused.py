@@ -109,3 +109,63 @@ def fused_mlp_objective(x: torch.Tensor, y: torch.Tensor, weights: list[torch.Te
     for j, w in enumerate(weights):
         v.check_finite(w, f"weights[{j}]")
     return _twin.fused_mlp_objective(x, y, list(weights), list(biases), *args)
+
+
+def fused_mlp_saliency(x: torch.Tensor, target: torch.Tensor | None, weights: list[torch.Tensor],
+                       biases: list[torch.Tensor], layers: list[int], layer_params: list[float],
+                       score: str = "logit", *, backend: str | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The logits (B, C) of the MLP ``layers`` at x (B, n), its input gradient g = ds/dx (B, n) of
+    the score of ``target`` (B,) int64 (None: the predicted class, argmax or 1[z > 0] for C = 1),
+    and the explained class (B,); no autograd graph (the results are detached)."""
+    v.check_maps(x, "x")
+    if target is not None:
+        target = v.check_tensor(target, "target")
+        if target.dtype != torch.int64 or tuple(target.shape) != (x.shape[0],) or target.device != x.device:
+            raise ValueError(f"target must be an int64 tensor of shape ({x.shape[0]},) on {x.device}, got "
+                             f"{target.dtype} {tuple(target.shape)} on {target.device}")
+    n_out = _check_net(x, weights, biases, layers, layer_params)
+    v.check_choice(score, "score", SCORES)
+    predict = target is None
+    labels = x.new_zeros((x.shape[0],), dtype=torch.int64) if target is None else target
+    args = (list(layers), [float(p) for p in layer_params], score)
+    if use_native("fused_mlp_saliency", x, backend):  # the kernels check x and target's range
+        native = _ops.native("fused_mlp_saliency")
+        return native(x.detach(), labels, predict, list(weights), list(biases), *args)
+    v.check_finite(x, "x")
+    if target is not None and not v.is_symbolic(target):
+        v.check_target_range(target, n_out)
+    with torch.no_grad():
+        return _twin.fused_mlp_saliency(x.detach(), labels, predict, [w.detach() for w in weights],
+                                        [b.detach() for b in biases], *args)
+
+
+def fused_mlp_saliency_vjp(x: torch.Tensor, target: torch.Tensor, grad: torch.Tensor,
+                           weights: list[torch.Tensor], biases: list[torch.Tensor], layers: list[int],
+                           layer_params: list[float], score: str = "logit", *,
+                           backend: str | None = None) -> torch.Tensor:
+    """d <grad, g(x)> / dx (B, n) of the MLP ``layers`` for the class ``target`` (B,) int64, where
+    g = ds/dx is what :func:`fused_mlp_saliency` returns: the vector-Jacobian product an attack's
+    step needs, by the adjoint of the passes (no double backprop; detached)."""
+    v.check_maps(x, "x")
+    target = v.check_tensor(target, "target")
+    if target.dtype != torch.int64 or tuple(target.shape) != (x.shape[0],) or target.device != x.device:
+        raise ValueError(f"target must be an int64 tensor of shape ({x.shape[0]},) on {x.device}, got "
+                         f"{target.dtype} {tuple(target.shape)} on {target.device}")
+    grad = v.check_tensor(grad, "grad")
+    if grad.shape != x.shape or grad.dtype != x.dtype or grad.device != x.device:
+        raise ValueError(f"grad must have the shape, dtype and device of x {tuple(x.shape)}, got "
+                         f"{tuple(grad.shape)} {grad.dtype} on {grad.device}")
+    n_out = _check_net(x, weights, biases, layers, layer_params)
+    v.check_choice(score, "score", SCORES)
+    args = (list(layers), [float(p) for p in layer_params], score)
+    if use_native("fused_mlp_saliency_vjp", x, backend):  # the kernels check x, grad and target
+        native = _ops.native("fused_mlp_saliency_vjp")
+        return native(x.detach(), target, grad.detach(), list(weights), list(biases), *args)
+    v.check_finite(x, "x")
+    v.check_finite(grad, "grad")
+    if not v.is_symbolic(target):
+        v.check_target_range(target, n_out)
+    with torch.no_grad():
+        return _twin.fused_mlp_saliency_vjp(x.detach(), target, grad.detach(), [w.detach() for w in weights],
+                                            [b.detach() for b in biases], *args)

@@ -70,6 +70,12 @@ def _net(weights, biases, layers, layer_params) -> _Net:
 
 
 def _passes(net: _Net, x: torch.Tensor, y: torch.Tensor, score: str) -> _Pass:
+    point = _forward(net, x)
+    _backward(net, point, y, score)
+    return point
+
+
+def _forward(net: _Net, x: torch.Tensor) -> _Pass:
     point = _Pass([x], [], [])
     u = x
     for i, kind in enumerate(net.kinds):
@@ -83,13 +89,16 @@ def _passes(net: _Net, x: torch.Tensor, y: torch.Tensor, score: str) -> _Pass:
         point.us.append(u)
         point.d1.append(d1)
         point.d2.append(d2)
-    delta = score_gradient(u, y, score)
+    return point
+
+
+def _backward(net: _Net, point: _Pass, y: torch.Tensor, score: str) -> None:
+    delta = score_gradient(point.us[-1], y, score)
     deltas = [delta]
     for i in reversed(range(len(net.kinds))):
         delta = delta @ net.weight[i] if net.kinds[i] == LINEAR else _d1(point, i) * delta
         deltas.append(delta)
     point.deltas = deltas[::-1]
-    return point
 
 
 def _d1(point: _Pass, i: int) -> torch.Tensor:
@@ -195,3 +204,28 @@ def fused_mlp_objective(x: torch.Tensor, y: torch.Tensor, weights: list[torch.Te
               for i, b in zip(linear, biases)]
     grad_x = xbar if xbar is not None else (torch.zeros_like(x) if input_grad else x.new_empty((0,)))
     return loss, torch.stack([ce, hess, gap]), grad_w, grad_b, grad_x
+
+
+def fused_mlp_saliency(x: torch.Tensor, target: torch.Tensor, predict: bool, weights: list[torch.Tensor],
+                       biases: list[torch.Tensor], layers: list[int], layer_params: list[float], score: str):
+    """(logits (B, C), g = ds/dx (B, n), the explained class (B,)) of the MLP at x, by the passes
+    above; ``predict``: explain the predicted class (argmax, or 1[z > 0] for C = 1) instead of
+    ``target``."""
+    net = _net(weights, biases, layers, layer_params)
+    point = _forward(net, x)
+    z = point.us[-1]
+    if predict:
+        target = (z[:, 0] > 0).long() if z.shape[1] == 1 else z.argmax(dim=1)
+    _backward(net, point, target, score)
+    return z, point.deltas[0], target
+
+
+def fused_mlp_saliency_vjp(x: torch.Tensor, target: torch.Tensor, grad: torch.Tensor,
+                           weights: list[torch.Tensor], biases: list[torch.Tensor], layers: list[int],
+                           layer_params: list[float], score: str) -> torch.Tensor:
+    """d <grad, g(x)> / dx (B, n) for the class ``target``: the adjoint of the passes seeded with
+    ``grad`` at g and nothing at the logits (``_adjoint`` with ``want_input``)."""
+    net = _net(weights, biases, layers, layer_params)
+    point = _passes(net, x, target, score)
+    xbar = _adjoint(net, point, target, score, grad, None, {}, {}, True)
+    return xbar if xbar is not None else torch.zeros_like(x)
