@@ -185,3 +185,17 @@ def test_er_attack_iterates_are_the_generic_loops(monkeypatch, norm):
     slow = ERAttack(model, **kw)(x, y)
     torch.testing.assert_close(fast.x_adv, slow.x_adv, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(fast.precision_at_k, slow.precision_at_k, rtol=0, atol=0)
+
+
+def test_autograd_gradients_switches_every_fast_path_off(monkeypatch):
+    model, x = _mlp(nn.ReLU()), torch.randn(4, 6, dtype=torch.float64)
+    calls = []
+    monkeypatch.setattr(_score, "_FAST_GRADIENTS", [lambda *a: calls.append(1)])
+    monkeypatch.setattr(_score, "_FAST_INPUT_GRADIENTS", [lambda *a: calls.append(2)])
+    with _score.autograd_gradients():
+        Saliency(model).attribute(x)
+        with _score.input_gradients_only():
+            Saliency(model).attribute(x.clone().requires_grad_(True), create_graph=True)
+    assert calls == []
+    Saliency(model).attribute(x)
+    assert calls == [1]

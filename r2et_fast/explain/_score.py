@@ -103,6 +103,20 @@ def input_gradients_only() -> Iterator[None]:
         _INPUT_ONLY.reset(token)
 
 
+_AUTOGRAD_ONLY = contextvars.ContextVar("r2et_fast_autograd_gradients", default=False)
+
+
+@contextlib.contextmanager
+def autograd_gradients() -> Iterator[None]:
+    """Within the block every gradient comes from autograd, no registered fast path (what
+    ``engine="autograd"`` asks for, e.g. of AT's inner attack)."""
+    token = _AUTOGRAD_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _AUTOGRAD_ONLY.reset(token)
+
+
 def register_fast_input_gradient(fn: FastGradient) -> None:
     """Like ``register_fast_gradient``, for ``create_graph`` gradients inside ``input_gradients_only``:
     ``fn`` returns a gradient differentiable w.r.t. z (not the model's parameters), or None."""
@@ -148,7 +162,7 @@ def score_gradient(
     path recognises comes from it (``register_fast_gradient``), and so does a create_graph one
     inside ``input_gradients_only`` (``register_fast_input_gradient``).
     """
-    if not return_output:
+    if not return_output and not _AUTOGRAD_ONLY.get():
         paths = _FAST_GRADIENTS if not create_graph else _FAST_INPUT_GRADIENTS if _INPUT_ONLY.get() else ()
         for fast in paths:
             found = fast(model, z, target, score)

@@ -9,6 +9,7 @@ register with :func:`register_method` and are then accepted by ``TrainConfig(met
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 from r2et_fast import regularizers as R
 from r2et_fast.attacks import ERAttack
 from r2et_fast.engine import compute_gradients, fused_objective, resolve_engine, task_logits
+from r2et_fast.explain._score import autograd_gradients
 
 if TYPE_CHECKING:
     from r2et_fast.train._config import TrainConfig
@@ -200,7 +202,9 @@ class AdversarialTraining(Method):
                  ) -> tuple[torch.Tensor, Parts]:
         attack = ERAttack(model, k=self.k, eps=self.eps, alpha=self.alpha, steps=self.steps, norm="linf",
                           step_norm="l2", constraint="none", seed=step_seed, backend=self.backend)
-        x_adv = attack(x, y).x_adv.detach()
+        # engine="autograd": the inner attack differentiates by autograd too (no fused saliency)
+        with autograd_gradients() if self.engine == "autograd" else contextlib.nullcontext():
+            x_adv = attack(x, y).x_adv.detach()
         ce = task_loss(model(x_adv), y)
         return ce, {"ce": ce.detach()}
 
