@@ -60,8 +60,11 @@ def compiled_attack(model, x0, y, lower, upper):
     params = {name: p.detach() for name, p in model.named_parameters()}
     n = x0.shape[1]
 
+    def ce_sum(u):
+        return F.cross_entropy(functional_call(model, params, (u,)), y, reduction="sum")
+
     def maps_of(z):
-        return grad(lambda u: F.cross_entropy(functional_call(model, params, (u,)), y, reduction="sum"))(z).abs()
+        return grad(ce_sum)(z).abs()
 
     def gap(z, top):
         maps = maps_of(z)
