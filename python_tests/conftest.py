@@ -115,3 +115,16 @@ def np_mse(a, b):
 
 def np_cosine(a, b):
     return (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+@pytest.fixture(autouse=True)
+def _cpu_unless_marked_cuda(request):
+    """``device="auto"`` (the default of TrainConfig and the CLI) means the CPU in every test but
+    those marked ``cuda``: on a GPU machine the CPU suite stays the CPU suite."""
+    from r2et_fast._device import auto_means
+
+    if request.node.get_closest_marker("cuda") is not None:
+        yield
+        return
+    with auto_means("cpu"):
+        yield
