@@ -126,3 +126,16 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _cpu_unless_marked_cuda(request):
+    """``device="auto"`` (the default of TrainConfig and the CLI) means the CPU in every test but
+    those marked ``cuda``: on a GPU machine the CPU suite stays the CPU suite."""
+    from r2et_fast._device import auto_means
+
+    if request.node.get_closest_marker("cuda") is not None:
+        yield
+        return
+    with auto_means("cpu"):
+        yield

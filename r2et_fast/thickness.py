@@ -36,7 +36,9 @@ from typing import NamedTuple, TypedDict, cast
 
 import torch
 
+from r2et_fast import _distributed
 from r2et_fast import _validation as v
+from r2et_fast._device import compute_device, to
 from r2et_fast.explain._attribution import as_attribution, attribution_model
 from r2et_fast.explain._score import predict
 from r2et_fast.ops.ranking import topk_indices
@@ -122,7 +124,8 @@ def topk_thickness(explain_fn: ExplainFn | object, x: torch.Tensor, k: int, *,
                    distribution: str = "uniform", eps: float = 0.1, sigma: float = 0.1,
                    points: torch.Tensor | None = None, n_samples: int | None = None, n_path: int = 10,
                    batch_size: int = 1024, seed: int = 0, norm: str = "linf",
-                   backend: str | None = None, target: int | torch.Tensor | None = None) -> ThicknessResult:
+                   backend: str | None = None, target: int | torch.Tensor | None = None,
+                   device=None) -> ThicknessResult:
     """Monte-Carlo top-k thickness Θ_k of every sample of ``x`` (docs/spec.md §2).
 
     Args:
@@ -146,13 +149,17 @@ def topk_thickness(explain_fn: ExplainFn | object, x: torch.Tensor, k: int, *,
         target: with an Explainer or adapter, the class explained for each sample (an int or a
             (B,) integer tensor), kept along its paths; None: the prediction at x. Not used with a
             function ``explain_fn(z, index)`` (an error if given).
+        device: where the estimate runs (default: the explained model's device, else x's; given,
+            the explained module is moved there); ``x``, ``points`` and ``target`` move there.
 
     Returns:
-        ThicknessResult(per_sample (B,) float64 on x's device, model_level = their mean).
+        ThicknessResult(per_sample (B,) float64 on that device, model_level = their mean).
     """
     if attribution_model(explain_fn) is None:
         v.check_callable(explain_fn, "explain_fn")
     v.check_batch(x, "x")
+    where = compute_device(device, attribution_model(explain_fn), x)
+    x, points, target = to(x, where), to(points, where), to(target, where)
     v.check_choice(distribution, "distribution", DISTRIBUTIONS)
     v.check_choice(norm, "norm", NORMS)
     eps, sigma = v.check_nonnegative_float(eps, "eps"), v.check_nonnegative_float(sigma, "sigma")
@@ -201,10 +208,14 @@ def topk_thickness(explain_fn: ExplainFn | object, x: torch.Tensor, k: int, *,
     # Every path point: flat id q = (s * T + (t - 1)) * B + b, explained batch_size rows at a time.
     # Satisfied pairs are summed as exact integers (deterministic, also with CUDA atomics): the
     # agreement of float64 maps is count / pairs to within 1 ulp, so rounding recovers the count.
+    # Under a torchrun launch the chunks of rows are split over the ranks (r2et_fast._distributed)
+    # and their integer counts summed: each chunk is the one a single process explains, so the
+    # result is exactly the single-process one.
     pairs = k * (clean.shape[1] - k)
-    satisfied = torch.zeros(batch, dtype=torch.int64, device=x.device)
     n_rows = n_s * n_t * batch
-    for q0 in range(0, n_rows, batch_size):
+
+    def chunk(q0: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(sample of each row, satisfied pairs of each row) of the rows q0 ... q0 + batch_size."""
         q = torch.arange(q0, min(q0 + batch_size, n_rows), device=x.device)
         b, c = q % batch, q // batch
         s, t = c // n_t, c % n_t + 1
@@ -215,6 +226,10 @@ def topk_thickness(explain_fn: ExplainFn | object, x: torch.Tensor, k: int, *,
             raise ValueError(f"explain_fn returned {maps.shape[1]} features on path points but "
                              f"{clean.shape[1]} on x")
         agree = topk_pair_agreement(maps.to(torch.float64), top[b], backend=backend)
-        satisfied.index_add_(0, b, torch.round(agree * pairs).to(torch.int64))
+        return b, torch.round(agree * pairs).to(torch.int64)
+
+    satisfied = torch.zeros(batch, dtype=torch.int64, device=x.device)
+    for b, count in _distributed.map_items(range(0, n_rows, batch_size), chunk):
+        satisfied.index_add_(0, b.to(x.device), count.to(x.device))
     per_sample = satisfied.to(torch.float64) / (pairs * n_s * n_t)
     return ThicknessResult(per_sample, float(per_sample.mean()))

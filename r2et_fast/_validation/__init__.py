@@ -45,6 +45,7 @@ from ._tensors import (
     check_pair,
     check_tensor,
     is_symbolic,
+    trusted_values,
 )
 
 # The perturbation norms every public function accepts.
@@ -52,8 +53,8 @@ NORMS = ("l2", "linf")
 
 __all__ = [
     "FLOAT_DTYPES", "NORMS", "REDUCE_CHOICES", "ArgumentTypeError", "as_labels", "as_tensor",
-    "check_batch", "check_label_range",
-    "check_bool", "check_callable", "check_choice", "check_finite", "check_finite_real", "check_float",
+    "check_batch", "check_label_range", "trusted_values", "check_bool", "check_callable", "check_choice",
+    "check_finite", "check_finite_real", "check_float",
     "check_float_dtype", "check_fraction", "check_in_range", "check_inputs", "check_int", "check_k",
     "check_maps", "check_model_output", "check_nonnegative_float", "check_optional_positive_int",
     "check_pair", "check_positive_float", "check_positive_int", "check_reduce_channels",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import numbers
+from collections.abc import Iterator
+from contextvars import ContextVar
 
 import numpy as np
 import torch
@@ -18,6 +21,26 @@ def is_symbolic(value: torch.Tensor) -> bool:
     ``torch.compile`` tracing). Value checks (finiteness, index ranges) skip it, since reading a
     value (``.item()``, ``bool()``) fails there; shape, dtype and device checks still apply."""
     return value.is_meta or isinstance(value, FakeTensor)
+
+
+# Inside trusted_values(): the value checks (finiteness, label ranges) are skipped. Each reads a
+# tensor back to the host, a device sync per call; the Trainer checks the first batch of an epoch
+# and trusts the rest (docs/spec.md "Devices and scale-out"). Shape, dtype and device checks stay.
+_TRUSTED: ContextVar[bool] = ContextVar("r2et_fast_trusted_values", default=False)
+
+
+@contextlib.contextmanager
+def trusted_values(trusted: bool = True) -> Iterator[None]:
+    """Skip the value checks (not the shape, dtype and device checks) while active, when ``trusted``."""
+    token = _TRUSTED.set(trusted or _TRUSTED.get())
+    try:
+        yield
+    finally:
+        _TRUSTED.reset(token)
+
+
+def values_trusted() -> bool:
+    return _TRUSTED.get()
 
 
 def check_tensor(value: object, name: str) -> torch.Tensor:
@@ -43,7 +66,7 @@ def check_float(value: torch.Tensor, name: str) -> None:
 
 def check_finite(value: torch.Tensor, name: str) -> None:
     """No NaN or Inf in ``value`` (not checked for a meta or fake tensor: it has no values)."""
-    if is_symbolic(value):
+    if is_symbolic(value) or _TRUSTED.get():
         return
     if not bool(torch.isfinite(value.detach()).all()):
         raise ValueError(f"{name} contains NaN or Inf")
@@ -105,6 +128,6 @@ def check_inputs(value: object, name: str = "inputs") -> torch.Tensor:
         raise ValueError(f"{name} must have a leading batch dimension, got a 0-d tensor")
     if value.shape[0] == 0 or value.numel() == 0:
         raise ValueError(f"{name} must be a non-empty batch, got shape {tuple(value.shape)}")
-    if not bool(torch.isfinite(value.detach()).all()):
+    if not _TRUSTED.get() and not bool(torch.isfinite(value.detach()).all()):
         raise ValueError(f"{name} contains NaN or Inf values")
     return value

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import torch
 
+from r2et_fast._device import compute_device, resolve_device, to_with
 from r2et_fast._validation import (
     as_labels,
     check_batch,
@@ -54,7 +55,9 @@ class IterativeAttack:
     simplex per sample: "gda" (lambda_c += eta c, renormalised), "hedge" (lambda_c *= exp(eta c),
     renormalised), "qp" (the min-norm point of the two gradients' hull while c > 0, the objective
     alone otherwise), "fixed" (equal weights); eta = ``constraint_eta``), the valid box
-    [``lower``, ``upper``] and the ops ``backend``.
+    [``lower``, ``upper``] and the ops ``backend``. ``device``: where the attack runs (default the
+    model's device, else that of ``x``; a module model is moved to a given device): ``x`` and
+    ``y`` move there at each call, and the result's tensors are there.
 
     ``explainer``: any differentiable attribution (:mod:`r2et_fast.explain._attribution`): an
     :class:`~r2et_fast.explain.Explainer`, a plain callable ``f(x, target) -> maps`` (B, ...) built
@@ -90,7 +93,7 @@ class IterativeAttack:
                  constraint: str = "early_stop", explainer: object | None = None, lower=None,
                  upper=None, seed: int = 0, backend: str | None = None, distance: str = "prob_l2",
                  tolerance: float = 0.0, constraint_eta: float = 1.0,
-                 surrogate_beta: float | None = None) -> None:
+                 surrogate_beta: float | None = None, device=None) -> None:
         check_callable(model, "model")
         check_budget(eps, alpha, steps, norm, step_norm)
         check_positive_int(k, "k")
@@ -109,6 +112,7 @@ class IterativeAttack:
         if self.surrogate_beta is not None:
             rebind(self.explainer, model, "explainer")  # a plain callable cannot follow the copy
         self.lower, self.upper, self.backend = lower, upper, backend
+        self.device = None if device is None else resolve_device(device, model)
 
     # -- to override -------------------------------------------------------------------------------
     def _prepare(self, clean: torch.Tensor):
@@ -215,6 +219,8 @@ class IterativeAttack:
         """Check ``x``, turn ``y`` into labels, run ``run(x, labels) -> (result, vanished)`` with the
         models in eval mode, then warn once if any sample's gradient vanished."""
         check_batch(x, "x")
+        where = compute_device(self.device, self.model, x)
+        x, y = to_with(x, y, where)
         labels = as_labels(y, x)
         with eval_mode(modules_of(self.model, attribution_model(self.explainer))):
             result, vanished = run(x, labels)

@@ -9,6 +9,7 @@ from typing import Any, ClassVar, TypedDict
 
 import torch
 
+from r2et_fast._device import compute_device, to
 from r2et_fast._validation import check_k, check_positive_float
 from r2et_fast.explain._score import EXPLAINER_SCORE
 
@@ -111,7 +112,7 @@ def certify(model: Any, x: torch.Tensor, eps: float, norm: str | float = "l2", m
             k: int = 8, target: Any = None, *, score: str = EXPLAINER_SCORE,
             explainer_kwargs: Mapping[str, Any] | None = None, solver: str = "lanczos",
             tol: float | None = None, max_iter: int = 100, seed: int = 0, chunk_size: int = 64,
-            max_features: int = 4096) -> Certificate:
+            max_features: int = 4096, device: Any = None) -> Certificate:
     """Wang & Kong bounds and the first-order top-k certificate for a batch (docs/spec.md §7).
 
     Args:
@@ -125,6 +126,8 @@ def certify(model: Any, x: torch.Tensor, eps: float, norm: str | float = "l2", m
         target: explained class (default: the prediction at x), kept fixed at x + delta.
         score, explainer_kwargs, solver, tol, max_iter, seed, chunk_size, max_features: as in
             :func:`top_singular` / :func:`abs_sum_p`.
+        device: where it runs (default the model's device, else x's; given, a module model is
+            moved there); ``x`` and ``target`` move there, and the certificate's tensors are there.
 
     The generalisation factor c is measured at x +- eps v_max (the larger of the two, as the sign
     of v_max is arbitrary) for every norm, as docs/spec.md §7 defines it; the paper only needs it for l2.
@@ -136,6 +139,9 @@ def certify(model: Any, x: torch.Tensor, eps: float, norm: str | float = "l2", m
     """
     kind, p = resolve_norm(norm)
     eps = check_positive_float(eps, "eps")
+    if isinstance(x, torch.Tensor):
+        where = compute_device(device, model, x)
+        x, target = to(x, where), to(target, where)
     explainer, labels = _prepare(model, x, method, target, score, explainer_kwargs)
     opts: _ExplainerOptions = {"score": score, "explainer_kwargs": explainer_kwargs}
     spec = top_singular(model, x, method, labels, solver=solver, tol=tol, max_iter=max_iter, seed=seed,

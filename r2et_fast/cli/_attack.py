@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+from r2et_fast import _distributed
 from r2et_fast._io import save_json
 from r2et_fast.cli import _data
 from r2et_fast.cli._options import add_attack_options, add_common, attack_config
@@ -28,7 +29,7 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     aucs = f"cAUC {scores['cauc']:.4f}  aAUC {scores['aauc']:.4f}  " if meta["n_classes"] == 2 else ""
     print(f"{cfg.method} on {data.label} ({scores['n']} test samples, eps {attack.radius:g}): {aucs}"
           f"P@{k} {scores['precision_at_k']:.4f}  labels kept {scores['label_kept']:.3f}")
-    if args.out:
+    if args.out and _distributed.is_main():
         save_json(args.out, {"model": str(args.model), "dataset": data.name, "method": cfg.method,
                              "score": score, **scores})
     return 0

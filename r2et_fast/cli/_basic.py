@@ -23,7 +23,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         raise CliError(f"--k {cfg.k} is more than the {cfg.n_features} features of the demo task")
     if args.backend:
         _backend.set_backend(args.backend)
-    result = run_demo(cfg, progress=not args.no_progress)
+    result = run_demo(cfg, progress=not args.no_progress, device=args.device)
     print(f"\nr2et_fast demo: synthetic tabular task, {result['n_test']} test samples, "
           f"backend={result['backend']}")
     print(f"test accuracy: {result['test_accuracy']:.3f}")

@@ -8,11 +8,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+from r2et_fast import _distributed
+from r2et_fast._device import model_device, to
 from r2et_fast._io import save_json
 from r2et_fast._validation import NORMS
 from r2et_fast.cli._data import (
@@ -62,8 +65,8 @@ def certify_saved(model_path: str | Path, *, dataset: str | None = None, eps: Se
     data = load(dataset_of(path, meta, dataset), seed=data_seed, arch=tcfg.arch)
     check_fits(path, meta, data)
     name = data.label
-    lower, upper = data.box()
-    x = data.split.x_test[:n_samples]
+    x = data.split.x_test[:n_samples].to(model_device(model) or "cpu")
+    lower, upper = (to(bound, x.device) for bound in data.box())
     notes = []
     act = _piecewise_linear(tcfg)
     if act is not None:
@@ -81,19 +84,23 @@ def certify_saved(model_path: str | Path, *, dataset: str | None = None, eps: Se
     k = k if k is not None else data.spec.k
     check_k(k, data)
     ekw = {"n_steps": ig_steps} if method == "ig" else None
-    records = [evaluate(model, x, e, norm, method, k, validate=validate, budget=budget, lower=lower,
-                        upper=upper, explainer_kwargs=ekw)
-               for e in tqdm(eps, desc=f"certify {norm}", disable=not progress)]
+    # under torchrun the radii are split over the ranks (each is certified on the whole batch, as
+    # one process does: the Lanczos starts are drawn per batch) and every rank gets every record
+    bar = partial(tqdm, desc=f"certify {norm}", disable=not progress)
+    records = _distributed.map_items(list(eps), lambda e: evaluate(
+        model, x, e, norm, method, k, validate=validate, budget=budget, lower=lower, upper=upper,
+        explainer_kwargs=ekw), progress=bar)
     out = Path(out)
     stem = f"{norm}_{method}"
     title = f"{tcfg.method} on {name}, {method}, {norm}"
-    figure = histogram(records, out / f"{stem}.png", title)
+    figure = histogram(records, out / f"{stem}.png", title) if _distributed.is_main() else f"{stem}.png"
     payload = {"model": path, "dataset": data.name, "train_method": tcfg.method, "norm": norm,
                "method": method, "k": k, "n_samples": len(x), "validate": validate,
                "budget": asdict(budget) if validate else None, "smooth_pool": smooth_pool, "notes": notes,
                "records": records,
                "files": {"json": f"{stem}.json", "markdown": f"{stem}.md", "figure": figure}}
-    save_json(out / f"{stem}.json", payload)
+    if _distributed.is_main():
+        save_json(out / f"{stem}.json", payload)
     rows = [(METHOD_LABELS[tcfg.method], r["summary"]) for r in records]
     table = summary_table(rows, validated=validate)
     how = "bounds only (no attacks)."
@@ -102,7 +109,8 @@ def certify_saved(model_path: str | Path, *, dataset: str | None = None, eps: Se
     lines = [f"# Attribution-deviation bounds: {title}", "",
              f"Model `{path}`; first {len(x)} test samples; k = {k}; {how}", "", table, ""]
     lines += [f"Note: {n}." for n in notes] + ["", f"![histogram]({figure})", ""]
-    (out / f"{stem}.md").write_text("\n".join(lines))
+    if _distributed.is_main():
+        (out / f"{stem}.md").write_text("\n".join(lines))
     payload["table"] = table
     return payload
 

@@ -117,6 +117,7 @@ def check_k(k: int, data: Data, flag: str = "--k") -> None:
 
 def load_saved(path: str) -> tuple[torch.nn.Module, TrainConfig, dict]:
     """``r2et_fast.train.load_model``, with every way a file can be unreadable named as ``--model``."""
+    from r2et_fast._device import auto_device
     from r2et_fast._io import load_torch
     from r2et_fast.train import load_model
 
@@ -129,10 +130,12 @@ def load_saved(path: str) -> tuple[torch.nn.Module, TrainConfig, dict]:
         if not isinstance(payload, dict):
             raise ValueError(f"{path} is not a model saved by r2et_fast.train (it holds a "
                              f"{type(payload).__name__})")
-        return load_model(path)
+        model, cfg, meta = load_model(path)
     except (ValueError, KeyError, IndexError, TypeError, AttributeError, RuntimeError) as err:
         where = "--model" if str(path) in str(err) else f"--model {path}"
         raise CliError(f"{where}: {err}") from err
+    # on the command's --device (r2et_fast._device.auto_device): the entry points follow the model
+    return model.to(auto_device()), cfg, meta
 
 
 def dataset_of(model_path: str, meta: dict, given: str | None) -> str:

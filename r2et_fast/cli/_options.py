@@ -51,6 +51,33 @@ POSITIVE = real(positive=True)
 NONNEGATIVE = real(positive=False)
 
 
+def device_name(text: str) -> str:
+    """An argparse type: a device this machine has ("auto", "cpu", "cuda", "cuda:N"), as given."""
+    from r2et_fast._device import resolve_device
+
+    try:
+        resolve_device(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("device ")) from None
+    return text
+
+
+device_name.__name__ = "device"
+
+
+def add_placement(p: argparse.ArgumentParser, threads: bool = True) -> None:
+    """``--device`` and (with ``threads``) ``--threads``, on every command (``cli.build_parser``
+    adds them; both act before the command runs, see ``cli._place``)."""
+    p.add_argument("--device", type=device_name, default="auto",
+                   help="where models run: auto (default: CUDA when available; under torchrun the GPU "
+                   "of LOCAL_RANK), cpu, cuda, cuda:N")
+    if not threads:
+        return
+    p.add_argument("--threads", type=POSITIVE_INT,
+                   help="torch intra-op threads (default: torch's, or under torchrun the available "
+                   "cores divided among this machine's ranks, unless OMP_NUM_THREADS is set)")
+
+
 def add_engine(p: argparse.ArgumentParser) -> None:
     """``--engine``: ``TrainConfig.engine`` of the models a command trains (docs/spec.md §3)."""
     from r2et_fast.engine import engine_names

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from r2et_fast import _distributed
 from r2et_fast._io import save_json
 from r2et_fast.cli._errors import CliError
 from r2et_fast.cli._options import (
@@ -37,7 +38,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     table = markdown_table(rows, attack.k)
     budget = f"l-inf eps {attack.radius:g}, {attack.steps} steps of {attack.alpha:g}"
     print(f"\n{args.dataset}: ERAttack ({budget}) on {rows[0]['n']} test samples\n\n{table}")
-    save_json(Path(args.out) / args.dataset / "results.json", {"dataset": args.dataset, "rows": rows})
+    if _distributed.is_main():  # under torchrun every rank holds the rows; one writes them
+        save_json(Path(args.out) / args.dataset / "results.json", {"dataset": args.dataset, "rows": rows})
     return 0
 
 

@@ -25,7 +25,8 @@ CHECKPOINT_KEYS = ("model", "optimizer", "epoch", "history", "config")
 
 def _differences(saved, wanted) -> str:
     return ", ".join(f"{f.name} {getattr(saved, f.name)!r} -> {getattr(wanted, f.name)!r}"
-                     for f in dataclasses.fields(wanted) if getattr(saved, f.name) != getattr(wanted, f.name))
+                     for f in dataclasses.fields(wanted)
+                     if f.compare and getattr(saved, f.name) != getattr(wanted, f.name))  # not: device
 
 
 def epochs_done(out: Path, cfg, data: _data.Data) -> int:
@@ -73,7 +74,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         arch = args.arch
     # the data set's protocol (architecture, k, training defaults), then the command line
     cfg = TrainConfig(**{"method": args.method, "arch": arch, "k": data.spec.k, **data.spec.train,
-                         **train_overrides(args)})
+                         **train_overrides(args), "device": args.device})
     _data.check_k(cfg.k, data)
     out = Path(args.out or f"runs/{data.label}/{args.method}")
     done = 0 if args.restart else epochs_done(out, cfg, data)

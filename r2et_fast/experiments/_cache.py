@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from r2et_fast import _distributed
+from r2et_fast._device import resolve_device
 from r2et_fast._io import save_json
 from r2et_fast.datasets import Split
 from r2et_fast.train import TrainConfig, load_model, train
@@ -76,19 +78,34 @@ def tensor_digest(*tensors: torch.Tensor) -> str:
 
 
 def model_key(tcfg: TrainConfig, data: dict) -> dict:
-    """The key of a model: its full training configuration and the :func:`data_key` of its data."""
-    return _json({"version": CACHE_VERSION, "train": tcfg.to_dict(), "data": data})
+    """The key of a model: its full training configuration and the :func:`data_key` of its data.
+
+    A model trained on a GPU differs from the CPU one in rounding (other kernels, other summation
+    orders), so the device type joins the key there; CPU keys stay as they were. Neither the
+    device index nor the world size of a launch does: the same GPU model, and each rank trains a
+    whole model in ``reproduce`` (docs/spec.md "Devices and scale-out")."""
+    key = {"version": CACHE_VERSION, "train": tcfg.to_dict(), "data": data}
+    kind = resolve_device(tcfg.device).type
+    if kind != "cpu":
+        key["device"] = kind
+    return _json(key)
 
 
 def train_or_load(data: Split, tcfg: TrainConfig, run: str | Path, trained_on: dict, *,
-                  dataset_name: str | None = None, progress: bool = False) -> torch.nn.Module:
+                  dataset_name: str | None = None, progress: bool = False,
+                  distributed: bool | None = None) -> torch.nn.Module:
     """The model ``tcfg`` trained on ``data`` (identified by ``trained_on``, a :func:`data_key`), in
     eval mode: loaded from ``run/model.pt`` when that was trained with the same :func:`model_key`,
     else trained in ``run`` (resuming a checkpoint of the same key; any other is discarded).
 
-    ``dataset_name`` is recorded in the saved model (``r2et_fast.train.train``)."""
+    ``dataset_name`` is recorded in the saved model (``r2et_fast.train.train``). ``distributed``: as
+    ``train``'s (None: data-parallel under a torchrun launch; the world size then joins the key, as
+    the ranks' gradient sums round differently from one process's; False: this process alone, as
+    ``reproduce`` trains each model on one rank)."""
     run = Path(run)
     key = model_key(tcfg, trained_on)
+    if distributed is not False and _distributed.launched():
+        key["world_size"] = _distributed.launch_size()
     same = _read_json(run / MODEL_KEY_FILE) == key
     if same and (run / MODEL).is_file():
         model, saved, _ = load_model(run / MODEL)
@@ -99,5 +116,6 @@ def train_or_load(data: Split, tcfg: TrainConfig, run: str | Path, trained_on: d
         for name in (MODEL, CHECKPOINT):
             (run / name).unlink(missing_ok=True)
         save_json(run / MODEL_KEY_FILE, key)
-    result = train(data, tcfg, out_dir=run, resume=same, progress=progress, dataset_name=dataset_name)
+    result = train(data, tcfg, out_dir=run, resume=same, progress=progress, dataset_name=dataset_name,
+                   distributed=distributed)
     return result.model.eval()

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from r2et_fast import _distributed
 from r2et_fast._io import save_json
 from r2et_fast._validation import NORMS
 from r2et_fast.bounds import ATTRIBUTIONS
@@ -207,25 +208,32 @@ def run_bounds(cfg: BoundsConfig, progress: bool = True) -> dict:
 
     settings = [(p, m, a, n, e) for p in cfg.poolings for m in cfg.methods for a in cfg.attributions
                 for n in cfg.norms for e in cfg.radii(n)]
-    runs = []
-    bar = tqdm(settings, desc="bounds", disable=not progress)
-    for pooling, method, attribution, norm, eps in bar:
-        bar.set_postfix_str(f"{pooling} {method} {attribution} {norm} {eps:g}")
+
+    def one(setting: tuple) -> dict:
+        pooling, method, attribution, norm, eps = setting
         variant = with_pooling(trained[method], pooling, cfg.tau)
         path = out / "cache" / pooling / method / attribution / f"{norm}_eps{eps:g}.json"
         compute = functools.partial(evaluate, variant, x, eps, norm, attribution, cfg.k, budget=budget,
                                     lower=lower, upper=upper,
                                     explainer_kwargs=cfg.explainer_kwargs(attribution))
         record = cached(path, _setting_key(cfg, method, pooling, attribution, norm, eps, trained_on), compute)
-        runs.append({"pooling": pooling, "model": method, "attribution": attribution, "norm": norm,
-                     "eps": eps, **record})
+        return {"pooling": pooling, "model": method, "attribution": attribution, "norm": norm, "eps": eps,
+                **record}
+
+    # under torchrun the settings are split over the ranks (each writes its own cache records) and
+    # gathered in order on every rank; rank 0 writes the results
+    bar = functools.partial(tqdm, desc="bounds", disable=not progress)
+    runs = _distributed.map_items(settings, one, progress=bar)
 
     figures = []
     for pooling in cfg.poolings:
-        for attribution in cfg.attributions:
-            figures.append(figure(runs, cfg, pooling, attribution, out))
+        for attribution in cfg.attributions:  # drawn by rank 0; the others name the same file
+            figures.append(figure(runs, cfg, pooling, attribution, out) if _distributed.is_main()
+                           else f"hist_{pooling}_{attribution}.png")
     results = {"config": asdict(cfg), "n_test": len(x), "box": [lower, upper], "models": models, "runs": runs,
                "headline": headline(runs), "figures": figures}
-    save_json(out / "results.json", results)
-    (out / "report.md").write_text(render_report(results))
+    if _distributed.is_main():
+        save_json(out / "results.json", results)
+        (out / "report.md").write_text(render_report(results))
+    _distributed.barrier()
     return results

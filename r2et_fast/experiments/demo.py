@@ -10,6 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from r2et_fast import _backend
+from r2et_fast._device import resolve_device
 from r2et_fast.datasets import make_tabular
 from r2et_fast.explain import Saliency
 from r2et_fast.explain._score import TRAINING_SCORE
@@ -35,7 +36,7 @@ def _train(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: DemoCo
     loss = torch.tensor(float("nan"))
     bar = tqdm(range(cfg.epochs), desc="train", disable=not progress)
     for _ in bar:
-        order = torch.randperm(len(x), generator=generator)
+        order = torch.randperm(len(x), generator=generator).to(x.device)
         for start in range(0, len(x), cfg.batch_size):
             idx = order[start:start + cfg.batch_size]
             loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
@@ -46,13 +47,17 @@ def _train(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: DemoCo
     return loss.item()
 
 
-def run_demo(cfg: DemoConfig = DemoConfig(), *, progress: bool = True) -> dict:
-    """Run the demo and return a JSON-serialisable summary."""
+def run_demo(cfg: DemoConfig = DemoConfig(), *, progress: bool = True, device=None) -> dict:
+    """Run the demo and return a JSON-serialisable summary. ``device``: where (default the CPU;
+    "auto": CUDA when available); the small data set moves there whole."""
+    where = resolve_device(device)
     generator = torch.Generator().manual_seed(cfg.seed)
     split = make_tabular(cfg.n_samples, cfg.n_features, seed=cfg.seed)
+    split = dataclasses.replace(split, **{f.name: getattr(split, f.name).to(where)
+                                          for f in dataclasses.fields(split)})
     with torch.random.fork_rng():  # seeded initialisation without touching the caller's RNG
         torch.manual_seed(cfg.seed)
-        model = TabularMLP(split.n_features)
+        model = TabularMLP(split.n_features).to(where)
     final_loss = _train(model, split.x_train, split.y_train, cfg, generator, progress)
 
     model.eval()
@@ -60,7 +65,7 @@ def run_demo(cfg: DemoConfig = DemoConfig(), *, progress: bool = True) -> dict:
         accuracy = (model(split.x_test).argmax(1) == split.y_test).float().mean().item()
     explainer = Saliency(model, score=TRAINING_SCORE)  # the authors' code explains the loss
     clean = explainer.attribute(split.x_test, target=split.y_test)
-    noise = cfg.noise * torch.randn(split.x_test.shape, generator=generator)
+    noise = cfg.noise * torch.randn(split.x_test.shape, generator=generator).to(where)
     noisy = explainer.attribute(split.x_test + noise, target=split.y_test)
     per_sample = rank_metrics(clean, noisy, cfg.k)
     metrics = {

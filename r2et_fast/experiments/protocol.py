@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import torch
 from tqdm.auto import tqdm
 
+from r2et_fast import _distributed
+from r2et_fast._device import compute_device, model_device, to
 from r2et_fast.attacks import ERAttack
 from r2et_fast.datasets import Split
 from r2et_fast.experiments._cache import tensor_digest, train_or_load
@@ -25,8 +28,10 @@ def explain_targets(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ho
     """The class explained per sample: the model's prediction, or the true label."""
     if how == "label":
         return y
-    with torch.no_grad():
-        return torch.cat([model(x[i:i + 8192]).argmax(dim=1) for i in range(0, len(x), 8192)])
+    where = model_device(model) or x.device
+    with torch.no_grad():  # on the data's device: the attack moves each batch with its targets
+        return torch.cat([model(to(x[i:i + 8192], where)).argmax(dim=1).to(y.device)
+                          for i in range(0, len(x), 8192)])
 
 
 @dataclass(frozen=True)
@@ -65,36 +70,42 @@ def data_box(data: Split) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def attack_model(model: torch.nn.Module, data: Split, cfg: AttackConfig, *, split: str = "test",
-                 progress: bool = True, box: tuple | None = None, explainer=None) -> dict:
+                 progress: bool = True, box: tuple | None = None, explainer=None, device=None) -> dict:
     """ERAttack on one split, in batches: cAUC, aAUC, mean P@k, label-kept share, mean epoch.
 
     ``box``: the valid (lower, upper) range of inputs; default the data's per-feature range.
-    ``explainer``: a function model -> Explainer for the attacked explanation (default saliency)."""
+    ``explainer``: a function model -> Explainer for the attacked explanation (default saliency).
+    ``device``: where the model and the attack run (default the model's device); the data stay
+    where they are and move one batch at a time. Under a torchrun launch the batches are split
+    over the ranks and the per-sample records gathered on every rank: each batch is the one a
+    single process attacks, so the scores are exactly the single-process scores."""
     x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
     if cfg.max_samples is not None:
         x, y = x[:cfg.max_samples], y[:cfg.max_samples]
     lower, upper = data_box(data) if box is None else box
+    where = compute_device(device, model, x)
     model.eval()
     attack = ERAttack(model, k=cfg.k, eps=cfg.radius, alpha=cfg.alpha, steps=cfg.steps, norm="linf",
-                      step_norm=cfg.step_norm, pairs=cfg.pairs, constraint="early_stop", lower=lower,
-                      upper=upper, seed=cfg.seed, backend=cfg.backend,
-                      explainer=None if explainer is None else explainer(model))
-    advs, precision, kept, epochs = [], [], [], []
+                      step_norm=cfg.step_norm, pairs=cfg.pairs, constraint="early_stop",
+                      lower=to(lower, where), upper=to(upper, where), seed=cfg.seed, backend=cfg.backend,
+                      explainer=None if explainer is None else explainer(model), device=where)
     targets = explain_targets(model, x, y, cfg.explain_target)
-    for first in tqdm(range(0, len(x), cfg.batch_size), desc="ERAttack", disable=not progress):
+
+    def one(first: int) -> tuple[torch.Tensor, ...]:
         result = attack(x[first:first + cfg.batch_size], targets[first:first + cfg.batch_size])
-        advs.append(result.x_adv)
-        precision.append(result.final_precision_at_k)
-        kept.append(result.label_kept)
-        epochs.append(result.manipulation_epoch)
-    x_adv = torch.cat(advs)
+        return tuple(t.detach().cpu() for t in (result.x_adv, result.final_precision_at_k,
+                                                result.label_kept, result.manipulation_epoch))
+
+    bar = partial(tqdm, desc="ERAttack", disable=not progress)
+    records = _distributed.map_items(range(0, len(x), cfg.batch_size), one, progress=bar)
+    advs, precision, kept, epochs = (torch.cat(column) for column in zip(*records))
     return {
         "n": len(x),
         "cauc": prediction_auc(model, x, y),
-        "aauc": prediction_auc(model, x_adv, y),
-        "precision_at_k": torch.cat(precision).double().mean().item(),
-        "label_kept": torch.cat(kept).double().mean().item(),
-        "manipulation_epoch": torch.cat(epochs).double().mean().item(),
+        "aauc": prediction_auc(model, advs.to(x.dtype), y),
+        "precision_at_k": precision.double().mean().item(),
+        "label_kept": kept.double().mean().item(),
+        "manipulation_epoch": epochs.double().mean().item(),
         "attack": asdict(cfg),
     }
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from r2et_fast import _distributed
 from r2et_fast._io import save_json
 from r2et_fast.datasets import Split
 from r2et_fast.experiments._cache import cached, data_key, model_key, train_or_load
@@ -38,7 +39,8 @@ from r2et_fast.experiments._studies import (
 )
 from r2et_fast.experiments.protocol import AttackConfig, Candidate, select_model
 from r2et_fast.metrics import prediction_auc
-from r2et_fast.train import METHODS, TrainConfig
+from r2et_fast.train import METHODS, TrainConfig, load_model
+from r2et_fast.train._checkpoint import MODEL
 
 EXPLAINER_VARIANTS = ("smoothgrad", "ig")
 
@@ -138,18 +140,22 @@ def _k_grid(data, spec, b: Budget, cfg, out: Path, seed: int, trained_on: dict,
     runs: list[tuple[str, dict[str, int], int]] = [("vanilla", {}, k) for k in cfg.k_grid]
     runs += [("r2et", {"k": k}, k) for k in cfg.k_grid]
     runs += [("r2et_mm", {"k": b.k, "n_pairs": p}, b.k) for p in cfg.n_pairs_grid if p <= b.k]
-    for method, extra, k in tqdm(runs, desc="k grid", leave=False, disable=not progress):
+    def one(run_spec: tuple[str, dict[str, int], int]) -> dict:
+        method, extra, k = run_spec
         tag = "_".join(f"{key}{value}" for key, value in extra.items()) or "default"
         run = out / "kgrid" / f"{method}_{tag}"
         tcfg = TrainConfig(method=method, arch=spec.arch, seed=seed, backend=cfg.backend, engine=cfg.engine,
                            **{**base, "k": b.k, **extra})
-        model = train_or_load(data, tcfg, run, trained_on)
+        model = train_or_load(data, tcfg, run, trained_on, distributed=False)
         at_k = dataclasses.replace(b, k=k)
         key = _key("evaluation", spec, cfg, model_key(tcfg, trained_on), at_k)
         scores = cached(run / f"evaluation_k{k}.json", key,
                         partial(evaluate, model, data, spec, at_k, cfg))
-        rows.append({"method": method, "k": k, "n_pairs": extra.get("n_pairs"),
-                     "precision_at_k_erattack": scores["precision_at_k_erattack"], "cauc": scores["cauc"]})
+        return {"method": method, "k": k, "n_pairs": extra.get("n_pairs"),
+                "precision_at_k_erattack": scores["precision_at_k_erattack"], "cauc": scores["cauc"]}
+
+    bar = partial(tqdm, desc="k grid", leave=False, disable=not progress)
+    rows = _distributed.map_items(runs, one, progress=bar)
     return rows
 
 
@@ -162,13 +168,14 @@ def _select(data, spec, b: Budget, cfg, method: str, seed: int, out: Path, vanil
     common = dict(method=method, arch=spec.arch, k=b.k, seed=seed, backend=cfg.backend, engine=cfg.engine)
     if not cfg.select or method not in spec.grid:
         run, tcfg = out / method, TrainConfig(**common, **base)
-        return train_or_load(data, tcfg, run, trained_on), run, None, model_key(tcfg, trained_on)
+        model = train_or_load(data, tcfg, run, trained_on, distributed=False)
+        return model, run, None, model_key(tcfg, trained_on)
     param, values = spec.grid[method]
     candidates = []
     for value in values:
         run = out / f"{method}_{param}={value:g}"
         tcfg = TrainConfig(**common, **{**base, param: value})
-        candidates.append((train_or_load(data, tcfg, run, trained_on), run, tcfg))
+        candidates.append((train_or_load(data, tcfg, run, trained_on, distributed=False), run, tcfg))
 
     def records():
         samples = min(cfg.selection_samples, spec.max_selection or cfg.selection_samples)
@@ -190,12 +197,21 @@ def _select(data, spec, b: Budget, cfg, method: str, seed: int, out: Path, vanil
     return model, run, {"param": param, "candidates": recs}, keys[best]
 
 
+def _vanilla_auc(data, spec, b: Budget, cfg, root: Path, trained_on: dict, seed: int) -> float:
+    model = _select(data, spec, b, cfg, "vanilla", seed, root, 0.0, trained_on)[0]
+    return prediction_auc(model, data.x_val, data.y_val)
+
+
 def _mean_std(values: list[float]) -> dict:
     arr = np.asarray(values, dtype=float)
     return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0}
 
 
 def _dataset(name: str, cfg: ReproduceConfig, out: Path, progress: bool) -> dict:
+    """One data set's entry of ``results.json``. Under a torchrun launch the methods of each seed
+    (and then their studies) are split over the ranks: each trains, selects, attacks and studies
+    its share alone (``train_or_load`` trains in one process: no DDP) and every rank gathers the
+    JSON records, in the order one process computes them (``_distributed.map_items``)."""
     spec = get_spec(name)
     cfg = dataclasses.replace(cfg, **{key: min(getattr(cfg, key), cap) for key, cap in spec.caps.items()})
     b = budget(spec, cfg)
@@ -207,42 +223,67 @@ def _dataset(name: str, cfg: ReproduceConfig, out: Path, progress: bool) -> dict
         data = _subset(spec.load(seed), cfg)
         root = out / "runs" / name / f"seed{seed}"
         trained_on = data_key(name, seed, cfg.max_train, data)
-        vanilla = _select(data, spec, b, cfg, "vanilla", seed, root, 0.0, trained_on)[0]
-        vanilla_auc = prediction_auc(vanilla, data.x_val, data.y_val)
-        for method in tqdm(cfg.methods, desc=f"{name} seed {seed}", disable=not progress):
+        # Vanilla's validation AUC is every method's selection threshold: one rank trains it (the
+        # others wait in the gather), then any rank may load it from its run folder
+        vanilla_auc = _distributed.map_items([seed], partial(_vanilla_auc, data, spec, b, cfg, root,
+                                                             trained_on))[0]
+
+        def one(method: str, seed=seed, data=data, root=root, trained_on=trained_on,
+                vanilla_auc=vanilla_auc) -> dict:
             try:
                 model, run, selection, mkey = _select(data, spec, b, cfg, method, seed, root, vanilla_auc,
                                                       trained_on)
             except ValueError as err:  # Exact-H refuses large inputs, with the reason
                 if "refusing" not in str(err):
                     raise
-                refused[method] = str(err)
-                continue
+                return {"refused": str(err)}
             scores = cached(run / "evaluation.json", _key("evaluation", spec, cfg, mkey, b),
                             partial(evaluate, model, data, spec, b, cfg))
-            per_method.setdefault(method, []).append(scores)
+            return {"scores": scores, "selection": selection, "run": str(run), "mkey": mkey}
+
+        bar = partial(tqdm, desc=f"{name} seed {seed}", disable=not progress)
+        for method, record in zip(cfg.methods, _distributed.map_items(cfg.methods, one, progress=bar)):
+            if "refused" in record:
+                refused[method] = record["refused"]
+                continue
+            per_method.setdefault(method, []).append(record["scores"])
+            selection = record["selection"]
             if selection is not None:
                 chosen.setdefault(method, []).append(
                     next(r["config"][selection["param"]] for r in selection["candidates"] if r.get("chosen")))
             if seed == 0:
-                seed0[method] = (model, run, data, mkey)
+                seed0[method] = (Path(record["run"]), data, record["mkey"])
     table = {m: {key: _mean_std([s[key] for s in runs]) for key in runs[0]} for m, runs in per_method.items()}
     entry: dict = {"budget": dataclasses.asdict(b), "modality": spec.modality, "table1": table,
                    "selected": chosen, "refused": refused, "variants": {}, "faithfulness": {},
                    "correlation": {}}
-    for m, (model, run, data, mkey) in tqdm(seed0.items(), desc=f"{name} studies", disable=not progress):
-        def study(kind: str, compute, *args, run=run, mkey=mkey):
+
+    def studies(m: str) -> dict:
+        run, data, mkey = seed0[m]
+        model = load_model(run / MODEL)[0].eval()  # trained (and saved) by whichever rank had it
+
+        def study(kind: str, compute, *args):
             return cached(run / f"{kind}.json", _key(kind, spec, cfg, mkey, b), lambda: compute(*args))
 
-        entry["variants"][m] = study("variants", variants, model, data, spec, b, cfg)
-        entry["faithfulness"][m] = study("faithfulness", faithfulness, model, data, spec, cfg)
+        found = {"variants": study("variants", variants, model, data, spec, b, cfg),
+                 "faithfulness": study("faithfulness", faithfulness, model, data, spec, cfg)}
         if m in ("vanilla", "r2et"):
-            entry["correlation"][m] = study("correlation", correlation, model, data, spec, b, cfg)
+            found["correlation"] = study("correlation", correlation, model, data, spec, b, cfg)
         if m == "vanilla":
-            entry["constrained"] = study("constrained", constrained, model, data, spec, b, cfg)
+            found["constrained"] = study("constrained", constrained, model, data, spec, b, cfg)
         if spec.modality != "tabular":
-            entry.setdefault("case_study", {})[m] = study("case_study", case_study, model, data, spec, b,
-                                                          cfg)
+            found["case_study"] = study("case_study", case_study, model, data, spec, b, cfg)
+        return found
+
+    bar = partial(tqdm, desc=f"{name} studies", disable=not progress)
+    for m, found in zip(seed0, _distributed.map_items(list(seed0), studies, progress=bar)):
+        for kind in ("variants", "faithfulness", "correlation"):
+            if kind in found:
+                entry[kind][m] = found[kind]
+        if "constrained" in found:
+            entry["constrained"] = found["constrained"]
+        if "case_study" in found:
+            entry.setdefault("case_study", {})[m] = found["case_study"]
     return entry
 
 
@@ -264,7 +305,9 @@ def reproduce(cfg: ReproduceConfig, *, progress: bool = True) -> dict:
             entry["k_grid"] = _k_grid(data, spec, budget(spec, cfg), grid_cfg, runs, 0,
                                       data_key(name, 0, cfg.max_train, data), progress)
         results["datasets"][name] = entry
-    save_json(out / "results.json", results)
-    figures = write_figures(results, out)
-    (out / "report.md").write_text(render_report(results, figures))
+    if _distributed.is_main():  # every rank holds the results; one writes them
+        save_json(out / "results.json", results)
+        figures = write_figures(results, out)
+        (out / "report.md").write_text(render_report(results, figures))
+    _distributed.barrier()
     return results

@@ -35,6 +35,7 @@ from typing import NamedTuple, cast
 import torch
 
 from r2et_fast import _validation as v
+from r2et_fast._device import compute_device, resolve_device, to
 
 # the wrapper's own module: r2et_fast.ops fills its namespace at import, which a type checker can't see
 from r2et_fast.ops import ranking
@@ -181,14 +182,17 @@ class Sensitivity:
 
     name = "sensitivity"
 
-    def __init__(self, *, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+    def __init__(self, *, batch_size: int = DEFAULT_BATCH_SIZE, device=None) -> None:
         v.check_positive_int(batch_size, "batch_size")
         self.batch_size = batch_size
+        self.device = None if device is None else resolve_device(device)
 
     def __call__(self, model, x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
         v.check_callable(model, "model")
         v.check_batch(x, "x")
         v.check_batch(x_adv, "x_adv")
+        where = compute_device(self.device, model, x)
+        x, x_adv = to(x, where), to(x_adv, where)
         if x_adv.shape != x.shape:
             raise ValueError(f"x_adv must have the shape of x {tuple(x.shape)}, got {tuple(x_adv.shape)}")
         if x_adv.device != x.device:
@@ -205,7 +209,8 @@ class Sensitivity:
         return self(model, x, x_adv).double().mean().item()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(batch_size={self.batch_size!r})"
+        device = "" if self.device is None else f", device={str(self.device)!r}"
+        return f"{type(self).__name__}(batch_size={self.batch_size!r}{device})"
 
 
 # ---- removal-based faithfulness -----------------------------------------------------------------
@@ -216,12 +221,20 @@ class FaithfulnessMetric:
     name = ""
 
     def __init__(self, *, baseline=0.0, batch_size: int = DEFAULT_BATCH_SIZE,
-                 backend: str | None = None) -> None:
+                 backend: str | None = None, device=None) -> None:
         _check_baseline_value(baseline)
         v.check_positive_int(batch_size, "batch_size")
         self.baseline = baseline
         self.batch_size = batch_size
         self.backend = backend
+        self.device = None if device is None else resolve_device(device)
+
+    def _place(self, model, x, attributions, target):
+        """(x, attributions, target) on the metric's device: ``device`` when given (the model moved
+        there), else the model's, else that of ``x``."""
+        v.check_batch(x, "x")
+        where = compute_device(self.device, model, x)
+        return to(x, where), to(attributions, where), to(target, where)
 
     def _setup(self, model, x, attributions, target) -> _Setup:
         v.check_callable(model, "model")
@@ -292,12 +305,13 @@ class DFFOT(FaithfulnessMetric):
     name = "dffot"
 
     def __init__(self, *, fractions: Sequence[float] | None = None, baseline=0.0,
-                 batch_size: int = DEFAULT_BATCH_SIZE, backend: str | None = None) -> None:
+                 batch_size: int = DEFAULT_BATCH_SIZE, backend: str | None = None, device=None) -> None:
         self.fractions = _check_fractions(fractions)
-        super().__init__(baseline=baseline, batch_size=batch_size, backend=backend)
+        super().__init__(baseline=baseline, batch_size=batch_size, backend=backend, device=device)
 
     def evaluate(self, model, x: torch.Tensor, attributions: torch.Tensor,
                  target=None) -> DFFOTResult:
+        x, attributions, target = self._place(model, x, attributions, target)
         with _inference(model):
             s = self._setup(model, x, attributions, target)
             b, n = s.ranks.shape

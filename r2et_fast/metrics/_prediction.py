@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from r2et_fast._device import compute_device, to
 from r2et_fast.reference.ranking import average_ranks
 
 
@@ -28,14 +29,20 @@ def roc_auc(scores: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def prediction_auc(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> float:
+def prediction_auc(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096, *,
+                   device=None) -> float:
     """ROC AUC of P(class 1 | x) under ``model`` (logits (B, 2), or (B, 1) for a single logit).
+
+    ``device``: where the model runs (default its own device, else that of ``x``); each batch of
+    ``x`` moves there, so data may stay on the CPU for a model on a GPU.
 
     With C > 2 classes, the macro one-vs-rest AUC: the mean over the classes present in ``y`` of
     the AUC of P(class c | x) for "label == c" (for C = 2 this is the binary AUC itself).
     """
-    outs = [model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+    where = compute_device(device, model, x)
+    outs = [model(to(x[i:i + batch_size], where)) for i in range(0, len(x), batch_size)]
     logits = torch.cat(outs)
+    y = to(y, logits.device)
     if logits.shape[1] <= 2:
         score = logits[:, 0] if logits.shape[1] == 1 else torch.softmax(logits, dim=1)[:, 1]
         return roc_auc(score, y)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import torch
 
+from r2et_fast import _distributed
 from r2et_fast import _validation as v
 from r2et_fast.metrics._faithfulness import (
     DEFAULT_BATCH_SIZE,
@@ -65,11 +66,11 @@ class _RemovalCurve(FaithfulnessMetric):
     keep = False
 
     def __init__(self, *, K="auto", score: str = "prob", baseline=0.0,
-                 batch_size: int = DEFAULT_BATCH_SIZE, backend: str | None = None) -> None:
+                 batch_size: int = DEFAULT_BATCH_SIZE, backend: str | None = None, device=None) -> None:
         self.K = _check_k_spec(K)
         v.check_choice(score, "score", SENSITIVITY_SCORES)
         self.score = score
-        super().__init__(baseline=baseline, batch_size=batch_size, backend=backend)
+        super().__init__(baseline=baseline, batch_size=batch_size, backend=backend, device=device)
 
     def _scores(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.score == "prob":
@@ -77,23 +78,30 @@ class _RemovalCurve(FaithfulnessMetric):
         return logits.gather(1, target.unsqueeze(1)).squeeze(1)
 
     def __call__(self, model, x: torch.Tensor, attributions: torch.Tensor, target=None) -> torch.Tensor:
+        x, attributions, target = self._place(model, x, attributions, target)
         with _inference(model):
             s = self._setup(model, x, attributions, target)
             b, n = s.ranks.shape
             ks = torch.tensor(removal_ks(self.K, n, tabular=x.dim() == 2), dtype=torch.int64,
                               device=x.device)
             clean = self._scores(s.logits, s.target)
-            total = torch.zeros_like(clean)
             k_step = max(1, self.batch_size // b)
             b_step = min(b, self.batch_size)
-            for k0 in range(0, len(ks), k_step):
-                chunk = ks[k0:k0 + k_step]
-                for b0 in range(0, b, b_step):
-                    rows = slice(b0, b0 + b_step)
+
+            # the sample blocks are independent: under a torchrun launch they are split over the
+            # ranks, each summed over the k chunks in the single-process order (so exactly equal)
+            def block(b0: int) -> torch.Tensor:
+                rows = slice(b0, b0 + b_step)
+                total = torch.zeros_like(clean[rows])
+                for k0 in range(0, len(ks), k_step):
+                    chunk = ks[k0:k0 + k_step]
                     batch = _removed(x[rows], s.ranks[rows], chunk, s.mask_shape, s.baseline, self.keep)
                     scores = self._scores(self._evaluate(model, batch),
                                           s.target[rows].repeat(len(chunk))).view(len(chunk), -1)
-                    total[rows] += (clean[rows].unsqueeze(0) - scores).abs().sum(dim=0)
+                    total += (clean[rows].unsqueeze(0) - scores).abs().sum(dim=0)
+                return total
+
+            total = torch.cat([t.to(x.device) for t in _distributed.map_items(range(0, b, b_step), block)])
         return total / len(ks)
 
 

@@ -7,8 +7,11 @@ hyper-parameter, so a saved run can be rebuilt from its JSON.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import torch
+
+from r2et_fast._device import check_device_name
 from r2et_fast.engine import AUTO, check_engine
 from r2et_fast.explain._score import TRAINING_SCORE
 from r2et_fast.models import ACTIVATIONS, ARCHITECTURES
@@ -55,11 +58,17 @@ class TrainConfig:
     exact_h_max_features: int = 64  # Exact-H refuses larger inputs (n backward passes per batch)
     engine: str = AUTO              # how g(x), g(x + kappa v) are computed (r2et_fast.engine)
     backend: str | None = None      # ops: native kernels or reference twins (None: the global choice)
+    # Where the model trains: "auto" (CUDA when available; a Trainer given a model: the model's
+    # device), "cpu", "cuda[:N]" or a torch.device. Placement, not a hyper-parameter: left out of
+    # to_dict and of equality, so a checkpoint resumes and a saved model loads on another device
+    # (the cache keys of the experiments add the device type where it changes results).
+    device: str | torch.device = field(default="auto", compare=False)
 
     def __post_init__(self) -> None:
         if self.method not in method_names():
             raise ValueError(f"method must be one of {method_names()}, got {self.method!r}")
         check_engine(self.engine)
+        check_device_name(self.device, "device")
         for name in ("epochs", "batch_size", "hidden", "k", "at_steps", "exact_h_max_features"):
             value, least = getattr(self, name), 0 if name == "epochs" else 1
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
@@ -78,7 +87,8 @@ class TrainConfig:
             raise ValueError(f"transform must be 'linear' or 'exp', got {self.transform!r}")
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The run's record: every field but ``device`` (see its comment)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "device"}
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from r2et_fast._device import compute_device, resolve_device, to_with
+from r2et_fast._distributed import unwrap
 from r2et_fast._validation import as_labels, check_batch, check_choice
 from r2et_fast.engine import AUTO
 from r2et_fast.explain._score import TRAINING_SCORE
@@ -43,6 +45,8 @@ class R2ETLoss(nn.Module):
             weighs the *mean* pair gap (the trainer's scaling).
         pairs: the pair selection of the R2ET family's G_k ("all", "anchor", "mm"); None = the
             method's own ("all" for r2et, "mm" for r2et_mm).
+        device: where the loss is computed (default: the model's device; given, a module model
+            is moved there). ``x`` and ``y`` move there at each call; the loss is there.
 
     Calling it with ``(model, x, y)`` returns the scalar loss (with its graph: ``loss.backward()``
     gives the parameter gradients); :attr:`parts` holds the last call's detached terms (ce, gap,
@@ -57,8 +61,9 @@ class R2ETLoss(nn.Module):
                  pairs: str | None = None, transform: str = "linear", n_pairs: int | None = None,
                  adaptive: bool = False, score: str = TRAINING_SCORE, engine: str = AUTO,
                  backend: str | None = None, at_eps: float = 0.1, at_alpha: float = 0.05,
-                 at_steps: int = 1, exact_h_max_features: int = 64) -> None:
+                 at_steps: int = 1, exact_h_max_features: int = 64, device=None) -> None:
         super().__init__()
+        self.device = None if device is None else resolve_device(device)
         if method in _NOT_A_LOSS:
             raise ValueError(f"method {method!r} is not a loss: {_NOT_A_LOSS[method]}")
         check_choice(method, "method", loss_methods())
@@ -85,6 +90,8 @@ class R2ETLoss(nn.Module):
         if not callable(model):
             raise TypeError(f"model must be callable, got {type(model).__name__}")
         check_batch(x, "x")
+        where = compute_device(self.device, unwrap(model), x)
+        x, y = to_with(x, y, where)
         labels = as_labels(y, x)
         seed = self._calls if step_seed is None else step_seed
         self._calls += 1

@@ -5,17 +5,26 @@ A method is built from a :class:`~r2et_fast.train.TrainConfig` (its hyper-parame
 minimise and its parts, detached tensors for the log. Methods also say what they change outside
 the objective: the model's activation (SP) and the optimizer's weight decay (WD). New methods
 register with :func:`register_method` and are then accepted by ``TrainConfig(method=...)``.
+
+Under DistributedDataParallel (the Trainer in a torchrun launch) ``model`` is the DDP wrapper: the
+double-backprop terms call it, so their input gradients (``autograd.grad(..., create_graph=True)``)
+are taken inside each process and the one ``backward()`` of the loss is what DDP all-reduces. The
+fused engine reads the weights of the module itself rather than calling it, and AT's inner attack
+needs no parameter gradients: both see the unwrapped module, and :func:`_ddp_sync` gives DDP the
+forward pass its reducer waits for.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn.functional as F
 
 from r2et_fast import regularizers as R
+from r2et_fast._distributed import unwrap
 from r2et_fast.attacks import ERAttack
 from r2et_fast.engine import compute_gradients, fused_objective, resolve_engine, task_logits
 from r2et_fast.explain._score import autograd_gradients
@@ -45,6 +54,9 @@ class Method:
         self.score = cfg.score
         self.adaptive = cfg.adaptive
         self.backend = cfg.backend
+        # Set by the Trainer under DDP: a shard's batch mean -> the whole batch's (an all-reduce),
+        # so that the adaptive weights are those of the whole batch on every rank.
+        self.batch_mean: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     @staticmethod
     def activation(cfg: TrainConfig) -> str | None:
@@ -59,7 +71,7 @@ class Method:
         """Whether this batch runs on the fused MLP objective (``engine="fused"``, or ``auto`` where
         the fused engine prefers the model); an explicit "fused" on another model raises, naming
         the layer."""
-        return resolve_engine(self.engine, model, x).name == "fused"
+        return resolve_engine(self.engine, unwrap(model), x).name == "fused"
 
     def weight(self, weight: float, ce: torch.Tensor, term: torch.Tensor) -> torch.Tensor | float:
         """lambda, or the authors' adaptive weight |lambda (CE + 1) / term| (both detached; |term|
@@ -67,12 +79,23 @@ class Method:
         or one blown up by a clamp of a negative term)."""
         if not self.adaptive:
             return weight
+        if self.batch_mean is not None:
+            ce, term = self.batch_mean(ce.detach()), self.batch_mean(term.detach())
         return (weight * (ce.detach() + 1) / term.detach().abs().clamp_min(1e-12)).abs()
 
     def __call__(self, model, x: torch.Tensor, y: torch.Tensor, *, step_seed: int = 0
                  ) -> tuple[torch.Tensor, Parts]:
         ce = task_loss(model(x), y)
         return ce, {"ce": ce.detach()}
+
+
+def _ddp_sync(model, x: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
+    """``loss`` plus zero times a one-row forward pass of ``model`` when it is a DDP wrapper: an
+    objective that does not call the wrapper (the fused engine) would leave DDP's reducer without
+    its forward pass, and the gradients un-reduced. The zero term changes no gradient."""
+    if unwrap(model) is model:
+        return loss
+    return loss + 0.0 * model(x[:1]).sum()
 
 
 _REGISTRY: dict[str, type[Method]] = {}
@@ -144,9 +167,10 @@ class EstimatedHessian(Method):
     def __call__(self, model, x: torch.Tensor, y: torch.Tensor, *, step_seed: int = 0
                  ) -> tuple[torch.Tensor, Parts]:
         if self.fused(model, x):
-            return fused_objective(model, x, y, score=self.score, kappa=self.kappa,
-                                   lambda_hess=self.lambda_hess, with_gap=False, with_hessian=True,
-                                   adaptive=self.adaptive, backend=self.backend)
+            loss, parts = fused_objective(unwrap(model), x, y, score=self.score, kappa=self.kappa,
+                                          lambda_hess=self.lambda_hess, with_gap=False, with_hessian=True,
+                                          adaptive=self.adaptive, backend=self.backend)
+            return _ddp_sync(model, x, loss), parts
         h, grads = R.hessian_norm(model, x, y, score=self.score, kappa=self.kappa, engine=self.engine,
                                   backend=self.backend)
         h = h.mean()
@@ -200,8 +224,9 @@ class AdversarialTraining(Method):
 
     def __call__(self, model, x: torch.Tensor, y: torch.Tensor, *, step_seed: int = 0
                  ) -> tuple[torch.Tensor, Parts]:
-        attack = ERAttack(model, k=self.k, eps=self.eps, alpha=self.alpha, steps=self.steps, norm="linf",
-                          step_norm="l2", constraint="none", seed=step_seed, backend=self.backend)
+        attack = ERAttack(unwrap(model), k=self.k, eps=self.eps, alpha=self.alpha, steps=self.steps,
+                          norm="linf", step_norm="l2", constraint="none", seed=step_seed,
+                          backend=self.backend)
         # engine="autograd": the inner attack differentiates by autograd too (no fused saliency)
         with autograd_gradients() if self.engine == "autograd" else contextlib.nullcontext():
             x_adv = attack(x, y).x_adv.detach()
@@ -225,11 +250,12 @@ class _R2ETFamily(Method):
     def __call__(self, model, x: torch.Tensor, y: torch.Tensor, *, step_seed: int = 0
                  ) -> tuple[torch.Tensor, Parts]:
         if self.fused(model, x):
-            return fused_objective(model, x, y, score=self.score, k=self.k, pairs=self.pairs,
-                                   transform=self.transform, n_pairs=self.n_pairs, kappa=self.kappa,
-                                   lambda_gap=self.lambda_gap, lambda_hess=self.lambda_hess,
-                                   with_hessian=self.with_hessian, adaptive=self.adaptive,
-                                   backend=self.backend)
+            loss, fparts = fused_objective(unwrap(model), x, y, score=self.score, k=self.k, pairs=self.pairs,
+                                           transform=self.transform, n_pairs=self.n_pairs, kappa=self.kappa,
+                                           lambda_gap=self.lambda_gap, lambda_hess=self.lambda_hess,
+                                           with_hessian=self.with_hessian, adaptive=self.adaptive,
+                                           backend=self.backend)
+            return _ddp_sync(model, x, loss), fparts
         parts: Parts = {}
         if self.with_hessian:
             h, grads = R.hessian_norm(model, x, y, score=self.score, kappa=self.kappa, engine=self.engine,

@@ -1,18 +1,30 @@
 """The training loop for any model and device (docs/spec.md §3, §4): seeded, deterministic on CPU,
 atomic checkpoints each epoch, resumable after a kill (the resumed run reproduces the
-uninterrupted one exactly), logs and checkpoints written by the main process only."""
+uninterrupted one exactly), logs and checkpoints written by the main process only.
+
+Under a torchrun launch (an initialised process group) the Trainer trains one model with
+DistributedDataParallel: every rank sees the same seeded batches and takes its contiguous share of
+each, and its loss is weighted by that share so that DDP's average of the ranks' gradients is the
+gradient of the whole batch's mean (docs/spec.md "Devices and scale-out"). A DataLoader over a
+``DistributedSampler`` is taken as already shared out."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
+from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
+from r2et_fast import _distributed
+from r2et_fast._device import resolve_device
 from r2et_fast._io import load_torch, save_json, save_torch
+from r2et_fast._validation import check_finite, trusted_values
 from r2et_fast.datasets import Split
 from r2et_fast.metrics import prediction_auc
 from r2et_fast.train._batches import TensorBatches, set_epoch, step_seed
@@ -37,39 +49,69 @@ class Trainer:
     Args:
         model: any ``nn.Module`` mapping a batch to logits (B, C).
         cfg: the run's :class:`TrainConfig` (method, hyper-parameters, epochs, seed, engine).
-        device: where the model and every batch go (default: the model's device).
+        device: where the model and every batch go (default: ``cfg.device`` unless "auto", else
+            the model's device).
         optimizer: ``params -> Optimizer`` (default: Adam with ``cfg.lr`` and the method's weight
             decay; a factory of your own sets its own decay, so WD's ``cfg.weight_decay`` is then
             yours to pass).
         wrap: ``model -> model`` applied once before training, e.g. DistributedDataParallel; the
             objective calls the wrapped model, checkpoints hold the unwrapped one.
-        is_main: whether this process writes checkpoints, the log and ``model.pt`` (rank 0).
+        is_main: whether this process writes checkpoints, the log and ``model.pt`` (default: rank 0).
+        distributed: train data-parallel over the initialised process group (default: whether one
+            of more than one process is initialised); ``wrap`` defaults to DDP then.
         out_dir: where those go (None: nothing is written, nothing resumed).
         resume: continue from ``out_dir``'s checkpoint when its configuration matches.
     """
 
     def __init__(self, model: torch.nn.Module, cfg: TrainConfig, *, device: torch.device | str | None = None,
                  optimizer: OptimizerFactory | None = None, wrap: Callable[[torch.nn.Module], torch.nn.Module]
-                 | None = None, is_main: bool = True, out_dir: str | Path | None = None, resume: bool = True,
-                 progress: bool = True, dataset_name: str | None = None) -> None:
+                 | None = None, is_main: bool | None = None, out_dir: str | Path | None = None,
+                 resume: bool = True, progress: bool = True, dataset_name: str | None = None,
+                 distributed: bool | None = None) -> None:
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if not isinstance(cfg, TrainConfig):
             raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
-        first = next(model.parameters(), None)
-        self.device = torch.device(device) if device is not None else (
-            first.device if first is not None else torch.device("cpu"))
+        if device is None and not (isinstance(cfg.device, str) and cfg.device == "auto"):
+            device = cfg.device
+        self.device = resolve_device(device, model)
         self.model = model.to(self.device)
         self.cfg, self.method = cfg, get_method(cfg)
         decay = self.method.weight_decay()
         factory = optimizer or (lambda params: torch.optim.Adam(params, lr=cfg.lr, weight_decay=decay))
         self.optimizer = factory(self.model.parameters())
+        self.distributed = _distributed.active() if distributed is None else bool(distributed)
+        if self.distributed and not _distributed.initialized():
+            raise ValueError("distributed=True needs an initialised process group (launch with "
+                             "torchrun; r2et_fast._distributed.init())")
+        # a group of one is allowed when asked for explicitly (a 1-GPU DDP smoke run)
+        self.rank = torch.distributed.get_rank() if self.distributed else 0
+        self.world = torch.distributed.get_world_size() if self.distributed else 1
+        if wrap is None and self.distributed:
+            wrap = self._ddp
         self.wrapped = wrap(self.model) if wrap is not None else self.model
-        self.is_main, self.progress, self.dataset_name = is_main, progress, dataset_name
+        self.is_main = self.rank == 0 if is_main is None else is_main
+        self.progress, self.dataset_name = progress, dataset_name
         self.out = Path(out_dir) if out_dir is not None else None
         self.resume = resume
         self.history: list[dict] = []
         self.start_epoch = 0
+
+    def _ddp(self, model: torch.nn.Module) -> torch.nn.Module:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index if self.device.index is not None else torch.cuda.current_device()] \
+            if self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
+
+    def _shard(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """This rank's rows of a batch and their share of it. With fewer rows than ranks a rank
+        without rows takes a stand-in row of weight 0, so every rank still runs the step's
+        collectives."""
+        start, stop = _distributed.bounds(len(x), self.rank, self.world)
+        if start == stop:
+            return x[:1], y[:1], 0.0
+        return x[start:stop], y[start:stop], (stop - start) / len(x)
 
     def _restore(self) -> None:
         if self.out is None or not self.resume or not (self.out / CHECKPOINT).is_file():
@@ -95,20 +137,41 @@ class Trainer:
         self.model.train()
         sums: dict[str, torch.Tensor] = {}
         count = 0
+        # a DataLoader over a DistributedSampler already gives each rank its own rows: its batches
+        # are not shared out again, and each counts as 1 / world of the step
+        sharded = isinstance(getattr(batches, "sampler", None), DistributedSampler)
         for b, (x, y) in enumerate(batches):
+            share = 1.0
+            if self.world > 1:
+                x, y, share = (x, y, 1 / self.world) if sharded else self._shard(x, y)
+                self.method.batch_mean = partial(_distributed.batch_mean, share=share)
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            loss, parts = self.method(self.wrapped, x, y, step_seed=step_seed(self.cfg.seed, epoch, b))
+            if b == 0:
+                # the value checks of the ops read the data back to the host at every call; the
+                # first batch of each epoch is checked here, the others are trusted (a source
+                # of batches yielding NaN later is caught by the epoch's loss, see below)
+                check_finite(x, "the training batch x")
+            with trusted_values(b > 0):
+                loss, parts = self.method(self.wrapped, x, y, step_seed=step_seed(self.cfg.seed, epoch, b))
             self.optimizer.zero_grad()
-            loss.backward()
+            # DDP averages the ranks' gradients: weighted by share * world, the average is the
+            # gradient of the whole batch's mean even when the shares differ in size
+            (loss * (share * self.world) if self.world > 1 else loss).backward()
             self.optimizer.step()
             # float64 sums on the device: one host sync per epoch, the values of summing .item()s
             for key, value in {"loss": loss.detach(), **parts}.items():
-                value = value.double()
+                value = value.double() * share if self.world > 1 else value.double()
                 sums[key] = sums[key] + value if key in sums else value
             count += 1
         if count == 0:
             raise ValueError("the batch source yielded no batches")
-        values = torch.stack(list(sums.values())).tolist()
+        stacked = torch.stack(list(sums.values()))
+        if self.world > 1:  # the ranks' weighted shares add up to the batch means
+            torch.distributed.all_reduce(stacked)
+        values = stacked.tolist()
+        if not all(map(math.isfinite, values)):
+            raise ValueError(f"training diverged or met non-finite data in epoch {epoch + 1}: "
+                             f"{dict(zip(sums, values))}")
         return {key: value / count for key, value in zip(sums, values)}
 
     def _validate(self, val: tuple[torch.Tensor, torch.Tensor] | None) -> dict[str, float]:
@@ -152,22 +215,32 @@ class Trainer:
         self.model.eval()
         if self.out is not None and self.is_main and input_shape is not None and n_classes is not None:
             save_model(self.out / MODEL, self.model, cfg, input_shape, n_classes, self.dataset_name)
+        if self.distributed:  # no rank reads the run folder before rank 0 has written it
+            _distributed.barrier()
         return TrainResult(model=self.model, config=cfg, history=self.history, out_dir=self.out)
 
 
 def train(data: Split, cfg: TrainConfig, *, out_dir: str | Path | None = None, resume: bool = True,
           progress: bool = True, dataset_name: str | None = None,
-          device: torch.device | str | None = None) -> TrainResult:
-    """Build the model ``cfg.arch`` and train ``cfg.method`` on ``data``'s train split, logging
-    validation accuracy and AUC per epoch.
+          device: torch.device | str | None = None, distributed: bool | None = None) -> TrainResult:
+    """Build the model ``cfg.arch`` on ``device`` (default ``cfg.device``; "auto": CUDA when
+    available) and train ``cfg.method`` on ``data``'s train split, logging validation accuracy and
+    AUC per epoch. The data stay where they are; each batch moves to the device as it is used.
+    Under a torchrun launch the ranks train one model data-parallel (:class:`Trainer`; this
+    process joins the launch's group first); ``distributed=False`` trains in this process alone.
 
     With ``out_dir`` a checkpoint is written atomically after every epoch, a JSON log beside it, and
     the final model as ``model.pt``; with ``resume`` an existing checkpoint of the same
     configuration is continued.
     """
     input_shape, n_classes = tuple(data.x_train.shape[1:]), int(data.y_train.max()) + 1
-    model = build_model(cfg, input_shape, n_classes).to(data.x_train.dtype)
-    trainer = Trainer(model, cfg, device=device, out_dir=out_dir, resume=resume, progress=progress,
-                      dataset_name=dataset_name)
+    where = resolve_device(cfg.device if device is None else device, None,
+                           "device" if device is not None else "cfg.device")
+    if distributed is not False:
+        _distributed.init(where)
+    model = build_model(cfg, input_shape, n_classes).to(device=where, dtype=data.x_train.dtype)
+    trainer = Trainer(model, cfg, device=where, out_dir=out_dir, resume=resume, progress=progress,
+                      dataset_name=dataset_name, distributed=distributed,
+                      is_main=None if distributed is not False else True)
     batches = TensorBatches(data.x_train, data.y_train, cfg.batch_size, cfg.seed)
     return trainer.fit(batches, (data.x_val, data.y_val), input_shape=input_shape, n_classes=n_classes)
