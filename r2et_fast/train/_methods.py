@@ -71,7 +71,14 @@ class Method:
         """Whether this batch runs on the fused MLP objective (``engine="fused"``, or ``auto`` where
         the fused engine prefers the model); an explicit "fused" on another model raises, naming
         the layer."""
-        return resolve_engine(self.engine, unwrap(model), x).name == "fused"
+        fused = resolve_engine(self.engine, unwrap(model), x).name == "fused"
+        if fused and self.adaptive and self.batch_mean is not None:
+            # The fused op forms the adaptive weights from its own rows: under DDP, one shard's.
+            if self.engine == "fused":
+                raise ValueError("engine 'fused' computes adaptive weights per process, not over the "
+                                 "whole batch of a data-parallel step: use engine='auto' or 'autograd'")
+            return False
+        return fused
 
     def weight(self, weight: float, ce: torch.Tensor, term: torch.Tensor) -> torch.Tensor | float:
         """lambda, or the authors' adaptive weight |lambda (CE + 1) / term| (both detached; |term|
