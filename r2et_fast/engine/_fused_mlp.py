@@ -23,11 +23,13 @@ from dataclasses import dataclass
 import torch
 from torch.autograd.function import once_differentiable
 
+from r2et_fast import _ops
 from r2et_fast import _validation as v
 from r2et_fast.engine._autograd import AutogradEngine
 from r2et_fast.engine._base import _REGISTRY, GradientEngine, Gradients, Model
 from r2et_fast.engine._mlp_spec import MLPSpec, input_problem, recognize_mlp
-from r2et_fast.ops.fused import fused_mlp_objective
+from r2et_fast.ops._dispatch import use_native
+from r2et_fast.ops.fused import fused_mlp_objective, objective_args
 
 Parts = dict[str, torch.Tensor]
 
@@ -53,9 +55,15 @@ class FusedMLPObjective(torch.autograd.Function):
         weights, present = list(tensors[:n_linear]), iter(tensors[n_linear:])
         biases = [next(present) if has else x.new_empty((0,)) for has in plan.has_bias]
         want_x = bool(ctx.needs_input_grad[1])
-        loss, parts, gw, gb, gx = fused_mlp_objective(
-            x.reshape(x.shape[0], -1), y, weights, biases, list(plan.layers), list(plan.params),
-            **plan.options, input_grad=want_x, backend=plan.backend)
+        flat = x.reshape(x.shape[0], -1)
+        if use_native("fused_mlp_objective", flat, plan.backend):
+            # the options checked once (cached), the tensors by the kernel: no Python checks per step
+            args = objective_args(flat.shape[1], plan.layers, plan.params, **plan.options, input_grad=want_x)
+            loss, parts, gw, gb, gx = _ops.native("fused_mlp_objective")(flat, y, weights, biases, *args)
+        else:
+            loss, parts, gw, gb, gx = fused_mlp_objective(
+                flat, y, weights, biases, list(plan.layers), list(plan.params), **plan.options,
+                input_grad=want_x, backend=plan.backend)
         # Plain attributes, not save_for_backward: these are results, never modified in place.
         ctx.grads = (gx.reshape(x.shape) if want_x else None, gw,
                      [g for g, has in zip(gb, plan.has_bias) if has])
@@ -66,6 +74,9 @@ class FusedMLPObjective(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_loss, *_unused):
         gx, gw, gb = ctx.grads
+        ctx.grads = None  # handed over: the tensors are not kept past this backward
+        if grad_loss.device.type == "cpu" and float(grad_loss) == 1.0:  # loss.backward(): as they are
+            return (None, gx, None, *gw, *gb)
         scaled = [g * grad_loss for g in (*gw, *gb)]
         return (None, None if gx is None else gx * grad_loss, None, *scaled)
 

@@ -7,6 +7,8 @@ model and wraps this op in an autograd Function. Layer codes: see ``r2et_fast.en
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from r2et_fast import _ops
@@ -53,6 +55,31 @@ def _check_net(x: torch.Tensor, weights: list[torch.Tensor], biases: list[torch.
     return width
 
 
+@functools.lru_cache(maxsize=256)
+def objective_args(n: int, layers: tuple[int, ...], layer_params: tuple[float, ...], score: str, k: int,
+                   pairs: str, transform: str, n_pairs: int | None, pair_count: float, kappa: float,
+                   lambda_gap: float, lambda_hess: float, with_gap: bool, with_hessian: bool, adaptive: bool,
+                   input_grad: bool) -> tuple:
+    """The op's arguments after (x, y, weights, biases), checked, for n features. Cached: a training
+    loop calls with the same options every step, and the checks are Python (the tensors' checks are
+    the kernels')."""
+    v.check_choice(score, "score", SCORES)
+    for name, flag in (("with_gap", with_gap), ("with_hessian", with_hessian), ("adaptive", adaptive),
+                       ("input_grad", input_grad)):
+        v.check_bool(flag, name)
+    lambda_gap = v.check_nonnegative_float(lambda_gap, "lambda_gap")
+    lambda_hess = v.check_nonnegative_float(lambda_hess, "lambda_hess")
+    resolved = 0
+    if with_gap:
+        v.check_k(k, n)
+        _check_pair_options(pairs, transform)
+        resolved = _default_n_pairs(pairs, k, n, None if pairs == "all" else n_pairs)
+        pair_count = v.check_positive_float(pair_count, "pair_count")
+    kappa = v.check_positive_float(kappa, "kappa") if with_hessian else 1.0  # unread without Ĥ
+    return (list(layers), list(layer_params), score, int(k), pairs, transform, resolved, float(pair_count),
+            float(kappa), lambda_gap, lambda_hess, with_gap, with_hessian, adaptive, input_grad)
+
+
 def fused_mlp_objective(x: torch.Tensor, y: torch.Tensor, weights: list[torch.Tensor],
                         biases: list[torch.Tensor], layers: list[int], layer_params: list[float],
                         score: str = "loss", k: int = 1, pairs: str = "all", transform: str = "linear",
@@ -82,22 +109,9 @@ def fused_mlp_objective(x: torch.Tensor, y: torch.Tensor, weights: list[torch.Te
         raise ValueError(f"y must be an int64 tensor of shape ({x.shape[0]},) on {x.device}, got "
                          f"{y.dtype} {tuple(y.shape)} on {y.device}")
     n_out = _check_net(x, weights, biases, layers, layer_params)
-    v.check_choice(score, "score", SCORES)
-    for name, flag in (("with_gap", with_gap), ("with_hessian", with_hessian), ("adaptive", adaptive),
-                       ("input_grad", input_grad)):
-        v.check_bool(flag, name)
-    lambda_gap = v.check_nonnegative_float(lambda_gap, "lambda_gap")
-    lambda_hess = v.check_nonnegative_float(lambda_hess, "lambda_hess")
-    resolved = 0
-    if with_gap:
-        v.check_k(k, x.shape[1])
-        _check_pair_options(pairs, transform)
-        resolved = _default_n_pairs(pairs, k, x.shape[1], None if pairs == "all" else n_pairs)
-        pair_count = v.check_positive_float(pair_count, "pair_count")
-    kappa = v.check_positive_float(kappa, "kappa") if with_hessian else 1.0  # unread without Ĥ
-    args = (list(layers), [float(p) for p in layer_params], score, int(k), pairs, transform, resolved,
-            float(pair_count), float(kappa), lambda_gap, lambda_hess, with_gap, with_hessian, adaptive,
-            input_grad)
+    args = objective_args(x.shape[1], tuple(layers), tuple(float(p) for p in layer_params), score, k, pairs,
+                          transform, n_pairs, pair_count, kappa, lambda_gap, lambda_hess, with_gap,
+                          with_hessian, adaptive, input_grad)
     if use_native("fused_mlp_objective", x, backend):
         # The kernels check x's values and y's range themselves (the CPU one while the rows are in
         # cache), with the messages below: no host sync here.
