@@ -74,7 +74,6 @@ class FusedMLPObjective(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_loss, *_unused):
         gx, gw, gb = ctx.grads
-        ctx.grads = None  # handed over: the tensors are not kept past this backward
         if grad_loss.device.type == "cpu" and float(grad_loss) == 1.0:  # loss.backward(): as they are
             return (None, gx, None, *gw, *gb)
         scaled = [g * grad_loss for g in (*gw, *gb)]
