@@ -11,6 +11,7 @@ from torch import nn
 import r2et_fast
 from python_tests.engine.fused_cases import examples, mlp_cases
 from r2et_fast.engine import fused_saliency
+from r2et_fast.engine._fused_saliency import fused_input_saliency
 from r2et_fast.engine._mlp_spec import recognize_mlp
 from r2et_fast.explain import GradientXInput, Saliency, _score
 from r2et_fast.ops.fused import fused_mlp_saliency
@@ -81,11 +82,12 @@ def test_explainers_take_the_fast_path_with_the_same_maps(monkeypatch, act, expl
     monkeypatch.setattr(_score, "_FAST_GRADIENTS", [])
     slow = explainer(model, score="loss").attribute(x)
     torch.testing.assert_close(fast, slow, rtol=1e-10, atol=1e-12)
-    # with a graph (attacks, training) the maps never come from the fast path
+    # with a graph (training, and the attacks unless they opt in) the maps never come from it
     calls.clear()
     monkeypatch.setattr(_score, "_FAST_GRADIENTS", [lambda *a: calls.append(1) or real[0](*a)])
     explainer(model).attribute(x.clone().requires_grad_(True), create_graph=True)
     assert not calls
+    assert _score._FAST_INPUT_GRADIENTS == []  # the attacks' path is opt-in
 
 
 def test_thickness_is_unchanged_by_the_fast_path(monkeypatch):
@@ -153,8 +155,8 @@ def test_input_gradient_of_a_map_objective_is_double_backprops(monkeypatch, act,
         return torch.autograd.grad((maps * weight).sum(), z)[0]
 
     calls = []
-    real = _score._FAST_INPUT_GRADIENTS[:]
-    monkeypatch.setattr(_score, "_FAST_INPUT_GRADIENTS", [lambda *a: calls.append(1) or real[0](*a)])
+    monkeypatch.setattr(_score, "_FAST_INPUT_GRADIENTS",
+                        [lambda *a: calls.append(1) or fused_input_saliency(*a)])
     fast = objective_grad()
     assert calls
     monkeypatch.setattr(_score, "_FAST_INPUT_GRADIENTS", [])
@@ -179,6 +181,7 @@ def test_er_attack_iterates_are_the_generic_loops(monkeypatch, norm):
     x = torch.randn(24, 10, dtype=torch.float64)
     y = model(x).argmax(1)
     kw = dict(k=3, eps=0.4, alpha=0.05, steps=20, norm=norm, step_norm="l2", random_start=True)
+    monkeypatch.setattr(_score, "_FAST_INPUT_GRADIENTS", [fused_input_saliency])  # opt in
     fast = ERAttack(model, **kw)(x, y)
     monkeypatch.setattr(_score, "_FAST_GRADIENTS", [])
     monkeypatch.setattr(_score, "_FAST_INPUT_GRADIENTS", [])

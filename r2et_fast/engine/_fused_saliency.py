@@ -6,9 +6,10 @@ answers for models :func:`~r2et_fast.engine._mlp_spec.recognize_mlp` accepts, on
 native call computing the logits and g(x) (``ops.fused.fused_mlp_saliency``). Elsewhere it declines
 and autograd computes the gradient as before. CUDA declines too until its kernel has run on a GPU.
 
-Inside ``explain._score.input_gradients_only()`` (the attacks' steps) a create_graph gradient of
-such an MLP is :class:`FusedSaliencyMap`: the same op forward, and d<grad, g>/dz by the op's
-vector-Jacobian product backward, with the weights held fixed.
+:func:`fused_input_saliency` is the same for create_graph gradients inside
+``explain._score.input_gradients_only()`` (the attacks' steps): :class:`FusedSaliencyMap`, the op
+forward and d<grad, g>/dz by the op's vector-Jacobian product backward, the weights held fixed.
+It is opt-in (``register_fast_input_gradient``): it is not faster than autograd here yet.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from r2et_fast.engine._mlp_spec import input_problem, recognize_mlp
-from r2et_fast.explain._score import register_fast_gradient, register_fast_input_gradient
+from r2et_fast.explain._score import register_fast_gradient
 from r2et_fast.ops.fused import fused_mlp_saliency, fused_mlp_saliency_vjp
 
 
@@ -90,4 +91,7 @@ def fused_input_saliency(model: object, z: torch.Tensor, target: torch.Tensor | 
 
 
 register_fast_gradient(fused_saliency)
-register_fast_input_gradient(fused_input_saliency)
+# Not registered by default: on the CPU machine of benchmarks/RESULTS.md an ERAttack step through it
+# (forward op + vector-Jacobian product op, both recomputing the passes) ran 1.25x *slower* than
+# autograd's double backprop at B = 2048 on Adult's MLP. Opt in with
+# ``explain._score.register_fast_input_gradient(fused_input_saliency)``.
