@@ -5,8 +5,8 @@ against the generic autograd path, in one run, on Adult's MLP (CPU).
   test samples, 100 steps: ``fused`` (the attack's steps through ``fused_mlp_saliency`` and its
   vector-Jacobian product: the opt-in ``fused_input_saliency``), ``generic`` (the same attack with
   the fast paths off: autograd's double backprop each step), and ``torch_compile``: the same step
-  written functionally (``torch.func`` input gradients, the top-k mask of the clean map fixed) and compiled once outside the timed
-  region, looped 100 times in Python — what a user would write instead.
+  written functionally (``torch.func`` input gradients, the top-k mask of the clean map fixed),
+  compiled once outside the timed region and looped 100 times in Python: what a user would write.
 - the whole Monte-Carlo thickness estimator (256 test samples, S = 8, T = 10): ``fused`` vs
   ``generic``.
 Group = workload, name = way.
