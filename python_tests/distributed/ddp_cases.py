@@ -177,15 +177,18 @@ def thickness_metrics_job() -> dict:
     """topk_thickness in chunks of 8 path points (15 chunks) and COMP / SUFF in blocks of 4
     samples (3 blocks), of a model built the same way on every rank."""
     from r2et_fast.explain import Saliency
-    from r2et_fast.metrics import COMP, SUFF
+    from r2et_fast.metrics import COMP, DFFOT, SUFF, Sensitivity
     from r2et_fast.thickness import topk_thickness
 
     model = build_model(config("sp"), N_FEATURES, 2).double().eval()
     x = task().x_test[:12]
     thick = topk_thickness(Saliency(model), x, 3, n_samples=5, n_path=2, batch_size=8, seed=1)
     maps = Saliency(model).attribute(x).detach()
+    shifted = x + 2.0 * torch.randn(x.shape, generator=torch.Generator().manual_seed(3), dtype=x.dtype)
+    dffot = DFFOT(batch_size=4).evaluate(model, x, maps)
     return {"thickness": thick.per_sample, "comp": COMP(batch_size=4)(model, x, maps),
-            "suff": SUFF(batch_size=4)(model, x, maps)}
+            "suff": SUFF(batch_size=4)(model, x, maps), "dffot": dffot.fraction,
+            "dffot_flipped": dffot.flipped, "sensitivity": Sensitivity(batch_size=4)(model, x, shifted)}
 
 
 JOBS["thickness_metrics"] = thickness_metrics_job

@@ -1,7 +1,7 @@
 """Sharded evaluation (docs/spec.md "Devices and scale-out"): under 2 gloo ranks ``attack_model``
 splits its batches, ``certify`` its radii, ``topk_thickness`` its chunks of path points and COMP /
-SUFF their blocks of samples over the ranks and gather the records, giving exactly the
-single-process result."""
+SUFF / DFFOT / Sensitivity their blocks of samples over the ranks and gather the records, giving
+exactly the single-process result."""
 
 from __future__ import annotations
 
@@ -63,6 +63,7 @@ def test_bounds_tile_the_items_like_tensor_split(n, parts):
 def test_sharded_thickness_and_removal_metrics_are_the_single_process_ones(launch):
     two = launch("thickness_metrics")
     one = ddp_cases.thickness_metrics_job()
-    for name in ("thickness", "comp", "suff"):
+    for name in ("thickness", "comp", "suff", "dffot", "dffot_flipped", "sensitivity"):
         assert torch.equal(two[name], one[name]), name
+    assert bool(one["sensitivity"].any()) and bool(one["dffot_flipped"].any())  # not all-trivial
     assert 0 < one["thickness"].min() and one["thickness"].max() <= 1

@@ -34,6 +34,7 @@ from typing import NamedTuple, cast
 
 import torch
 
+from r2et_fast import _distributed
 from r2et_fast import _validation as v
 from r2et_fast._device import compute_device, resolve_device, to
 
@@ -87,8 +88,12 @@ def _classes(out, n_rows: int) -> torch.Tensor:
 
 
 def _chunked(model, x: torch.Tensor, batch_size: int, read) -> torch.Tensor:
-    return torch.cat([read(model(x[i:i + batch_size]), len(x[i:i + batch_size]))
-                      for i in range(0, len(x), batch_size)])
+    """read(model(chunk)) of every chunk of ``batch_size`` rows, concatenated; under a torchrun
+    launch the chunks are split over the ranks (the same chunks: exactly the single-process result)."""
+    def one(i: int) -> torch.Tensor:
+        return read(model(x[i:i + batch_size]), len(x[i:i + batch_size]))
+
+    return torch.cat([t.to(x.device) for t in _distributed.map_items(range(0, len(x), batch_size), one)])
 
 
 def _check_baseline_value(baseline) -> None:
@@ -316,22 +321,29 @@ class DFFOT(FaithfulnessMetric):
             s = self._setup(model, x, attributions, target)
             b, n = s.ranks.shape
             ms = torch.tensor(dffot_grid(n, self.fractions), dtype=torch.int64, device=x.device)
-            first = torch.full((b,), -1, dtype=torch.int64, device=x.device)  # grid index of the flip
-            k0 = 0
-            while k0 < len(ms):
-                active = (first < 0).nonzero().squeeze(1)
-                if active.numel() == 0:
-                    break
-                k1 = min(len(ms), k0 + max(1, self.batch_size // active.numel()))
-                step = min(active.numel(), self.batch_size)
-                for b0 in range(0, active.numel(), step):
-                    idx = active[b0:b0 + step]
+
+            # Blocks of batch_size samples are searched independently (under a torchrun launch
+            # split over the ranks: the same blocks, so exactly the single-process result).
+            def search(r0: int) -> torch.Tensor:
+                rows = torch.arange(r0, min(b, r0 + self.batch_size), device=x.device)
+                first = torch.full((len(rows),), -1, dtype=torch.int64, device=x.device)  # flip index
+                k0 = 0
+                while k0 < len(ms):
+                    active = (first < 0).nonzero().squeeze(1)
+                    if active.numel() == 0:
+                        break
+                    k1 = min(len(ms), k0 + max(1, self.batch_size // active.numel()))
+                    idx = rows[active]
                     batch = _removed(x[idx], s.ranks[idx], ms[k0:k1], s.mask_shape, s.baseline, keep=False)
                     pred = self._evaluate(model, batch).argmax(dim=1).view(k1 - k0, len(idx))
                     flips = pred != s.target[idx].unsqueeze(0)  # (m, b)
                     hit = flips.any(dim=0)
-                    first[idx[hit]] = k0 + flips.to(torch.uint8).argmax(dim=0)[hit]
-                k0 = k1
+                    first[active[hit]] = k0 + flips.to(torch.uint8).argmax(dim=0)[hit]
+                    k0 = k1
+                return first
+
+            first = torch.cat([t.to(x.device) for t in
+                               _distributed.map_items(range(0, b, self.batch_size), search)])
         flipped = first >= 0
         removed = torch.where(flipped, ms[first.clamp_min(0)], torch.full_like(first, n))
         return DFFOTResult(removed.to(x.dtype) / n, flipped)
