@@ -55,10 +55,7 @@ fused::Result run(const at::Tensor& x_t, const at::Tensor& y_t, const std::vecto
       const int64_t r0 = blk * kBlock, rows = std::min(kBlock, batch - r0);
       if (!row_finite(net.x + r0 * n, rows * n)) finite = false;
       T* x0 = net.row(net.R, 0, 1, r0);
-      for (int64_t r = 0; r < rows; ++r) {
-        std::copy(net.x + (r0 + r) * n, net.x + (r0 + r + 1) * n, x0 + r * ld0);
-        std::fill(x0 + r * ld0 + n, x0 + (r + 1) * ld0, T(0));
-      }
+      cpu::copy_padded(net.x + r0 * n, rows, n, x0, ld0);
       net.passes(0, r0, rows, p.data());
       const T* z = net.row(net.R, m, 1, r0);
       T* dz = net.row(net.L, m, 1, r0);
@@ -194,14 +191,8 @@ fused::Result fused_mlp_objective_cpu(const at::Tensor& x_in, const at::Tensor& 
   const fused::Options o = fused::make_options(x.size(1), score, k, pairs, transform, n_pairs, pair_count, kappa,
                                                lambda_gap, lambda_hess, with_gap, with_hessian, adaptive,
                                                input_grad);
-  const int64_t n_valid = classes == 1 ? 2 : classes;
-  const int64_t* yp = y.const_data_ptr<int64_t>();
-  bool labels_ok = true;
-  for (int64_t r = 0; r < y.size(0); ++r) labels_ok &= yp[r] >= 0 && yp[r] < n_valid;
-  TORCH_CHECK_VALUE(labels_ok, "y must lie in [0, ", n_valid, ") for a model with ", classes, " output(s)");
-  std::vector<at::Tensor> weights, biases;
-  for (const auto& w : weights_in) weights.push_back(w.contiguous());
-  for (const auto& b : biases_in) biases.push_back(b.contiguous());
+  cpu::check_labels(y, classes, "y");
+  const auto weights = fused::contiguous_all(weights_in), biases = fused::contiguous_all(biases_in);
   fused::Result out;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_mlp_objective_cpu", [&] {
     out = run<scalar_t>(x, y, weights, biases, layers, layer_params, o);

@@ -15,6 +15,24 @@
 namespace r2et_fast {
 namespace cpu {
 
+// rows x n values of src (row stride n) into dst (row stride ld >= n), the padding zeroed.
+template <typename T>
+void copy_padded(const T* src, int64_t rows, int64_t n, T* dst, int64_t ld) {
+  for (int64_t r = 0; r < rows; ++r) {
+    std::copy(src + r * n, src + (r + 1) * n, dst + r * ld);
+    std::fill(dst + r * ld + n, dst + (r + 1) * ld, T(0));
+  }
+}
+
+// fused::check_label_range in one host loop over a contiguous CPU tensor (no tensor ops).
+inline void check_labels(const at::Tensor& y, int64_t classes, const char* name) {
+  const int64_t n_valid = classes == 1 ? 2 : classes;
+  const int64_t* yp = y.const_data_ptr<int64_t>();
+  bool ok = true;
+  for (int64_t r = 0; r < y.size(0); ++r) ok &= yp[r] >= 0 && yp[r] < n_valid;
+  TORCH_CHECK_VALUE(ok, name, " must lie in [0, ", n_valid, ") for a model with ", classes, " output(s)");
+}
+
 template <typename T>
 struct Net {
   fused::Score score;

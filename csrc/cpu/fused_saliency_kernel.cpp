@@ -36,11 +36,7 @@ void run(const at::Tensor& x, bool predict, const std::vector<at::Tensor>& weigh
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t r0 = blk * kBlock, rows = std::min(kBlock, batch - r0);
       if (!row_finite(net.x + r0 * n, rows * n)) finite = false;
-      T* x0 = net.row(net.R, 0, 1, r0);
-      for (int64_t r = 0; r < rows; ++r) {
-        std::copy(net.x + (r0 + r) * n, net.x + (r0 + r + 1) * n, x0 + r * ld0);
-        std::fill(x0 + r * ld0 + n, x0 + (r + 1) * ld0, T(0));
-      }
+      cpu::copy_padded(net.x + r0 * n, rows, n, net.row(net.R, 0, 1, r0), ld0);
       net.forward(0, r0, rows);
       const T* z = net.row(net.R, m, 1, r0);
       for (int64_t r = 0; r < rows; ++r) {
@@ -68,16 +64,8 @@ fused::SaliencyResult fused_mlp_saliency_cpu(const at::Tensor& x_in, const at::T
   const fused::Score s = fused::parse_score(score);
   const at::Tensor x = x_in.contiguous();
   at::Tensor y = target.contiguous().clone();
-  if (!predict) {
-    const int64_t n_valid = classes == 1 ? 2 : classes;
-    const int64_t* yp = y.const_data_ptr<int64_t>();
-    bool ok = true;
-    for (int64_t r = 0; r < y.size(0); ++r) ok &= yp[r] >= 0 && yp[r] < n_valid;
-    TORCH_CHECK_VALUE(ok, "target must lie in [0, ", n_valid, ") for a model with ", classes, " output(s)");
-  }
-  std::vector<at::Tensor> weights, biases;
-  for (const auto& w : weights_in) weights.push_back(w.contiguous());
-  for (const auto& b : biases_in) biases.push_back(b.contiguous());
+  if (!predict) cpu::check_labels(y, classes, "target");
+  const auto weights = fused::contiguous_all(weights_in), biases = fused::contiguous_all(biases_in);
   at::Tensor logits = at::empty({x.size(0), classes}, x.options()), grad = at::empty_like(x);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_mlp_saliency_cpu", [&] {
     run<scalar_t>(x, predict, weights, biases, layers, layer_params, s, y, logits, grad);
@@ -97,20 +85,15 @@ void run_vjp(const at::Tensor& x, const at::Tensor& y, const at::Tensor& grad, c
   const int64_t ld0 = net.ld[0], ldm = net.ld[m];
   const T* gp = grad.const_data_ptr<T>();
   T* op = out.mutable_data_ptr<T>();
-  std::atomic<bool> finite{true};
+  std::atomic<bool> finite_x{true}, finite_grad{true};
   at::parallel_for(0, (batch + kBlock - 1) / kBlock, 1, [&](int64_t b0, int64_t b1) {
     std::vector<double> p(net.classes);
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t r0 = blk * kBlock, rows = std::min(kBlock, batch - r0);
-      if (!row_finite(net.x + r0 * n, rows * n) || !row_finite(gp + r0 * n, rows * n)) finite = false;
-      T* x0 = net.row(net.R, 0, 1, r0);
-      T* bar = net.row(net.R, 0, 0, r0);
-      for (int64_t r = 0; r < rows; ++r) {
-        std::copy(net.x + (r0 + r) * n, net.x + (r0 + r + 1) * n, x0 + r * ld0);
-        std::fill(x0 + r * ld0 + n, x0 + (r + 1) * ld0, T(0));
-        std::copy(gp + (r0 + r) * n, gp + (r0 + r + 1) * n, bar + r * ld0);
-        std::fill(bar + r * ld0 + n, bar + (r + 1) * ld0, T(0));
-      }
+      if (!row_finite(net.x + r0 * n, rows * n)) finite_x = false;
+      if (!row_finite(gp + r0 * n, rows * n)) finite_grad = false;
+      cpu::copy_padded(net.x + r0 * n, rows, n, net.row(net.R, 0, 1, r0), ld0);
+      cpu::copy_padded(gp + r0 * n, rows, n, net.row(net.R, 0, 0, r0), ld0);
       net.passes(0, r0, rows, p.data());
       T* zbar = net.row(net.L, m, 1, r0);
       std::fill(zbar, zbar + rows * ldm, T(0));
@@ -119,7 +102,8 @@ void run_vjp(const at::Tensor& x, const at::Tensor& y, const at::Tensor& grad, c
       for (int64_t r = 0; r < rows; ++r) std::copy(xbar + r * ld0, xbar + r * ld0 + n, op + (r0 + r) * n);
     }
   });
-  if (!finite) raise_non_finite("x or grad");
+  if (!finite_x) raise_non_finite("x");
+  if (!finite_grad) raise_non_finite("grad");
 }
 
 at::Tensor fused_mlp_saliency_vjp_cpu(const at::Tensor& x_in, const at::Tensor& target, const at::Tensor& grad_in,
@@ -127,19 +111,11 @@ at::Tensor fused_mlp_saliency_vjp_cpu(const at::Tensor& x_in, const at::Tensor& 
                                       at::ArrayRef<double> layer_params, c10::string_view score) {
   const at::AutoDispatchBelowADInplaceOrView below_autograd;
   const int64_t classes = fused::check_saliency(x_in, target, weights_in, biases_in, layers, layer_params);
-  TORCH_CHECK_VALUE(grad_in.sizes() == x_in.sizes() && grad_in.scalar_type() == x_in.scalar_type() &&
-                        grad_in.device() == x_in.device(),
-                    "grad must have the shape, dtype and device of x, got ", grad_in.sizes());
+  fused::check_vjp_grad(grad_in, x_in);
   const fused::Score s = fused::parse_score(score);
   const at::Tensor x = x_in.contiguous(), y = target.contiguous(), grad = grad_in.contiguous();
-  const int64_t n_valid = classes == 1 ? 2 : classes;
-  const int64_t* yp = y.const_data_ptr<int64_t>();
-  bool ok = true;
-  for (int64_t r = 0; r < y.size(0); ++r) ok &= yp[r] >= 0 && yp[r] < n_valid;
-  TORCH_CHECK_VALUE(ok, "target must lie in [0, ", n_valid, ") for a model with ", classes, " output(s)");
-  std::vector<at::Tensor> weights, biases;
-  for (const auto& w : weights_in) weights.push_back(w.contiguous());
-  for (const auto& b : biases_in) biases.push_back(b.contiguous());
+  cpu::check_labels(y, classes, "target");
+  const auto weights = fused::contiguous_all(weights_in), biases = fused::contiguous_all(biases_in);
   at::Tensor out = at::empty_like(x);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_mlp_saliency_vjp_cpu", [&] {
     run_vjp<scalar_t>(x, y, grad, weights, biases, layers, layer_params, s, out);

@@ -93,6 +93,21 @@ inline int64_t check_network(const at::Tensor& x, const at::Tensor& y, at::Tenso
   return width;
 }
 
+// Each tensor made contiguous (the kernels read raw rows).
+inline std::vector<at::Tensor> contiguous_all(at::TensorList ts) {
+  std::vector<at::Tensor> out;
+  for (const auto& t : ts) out.push_back(t.contiguous());
+  return out;
+}
+
+// Labels in [0, C) (C = 1: {0, 1}); ``name`` is the argument's name. One pass on the device (a
+// host sync: the CPU kernels test the labels in their own loop instead).
+inline void check_label_range(const at::Tensor& y, int64_t classes, const char* name) {
+  const int64_t n_valid = classes == 1 ? 2 : classes;
+  TORCH_CHECK_VALUE(((y >= 0) & (y < n_valid)).all().item<bool>(), name, " must lie in [0, ", n_valid,
+                    ") for a model with ", classes, " output(s)");
+}
+
 // The objective's options, checked against n features.
 inline Options make_options(int64_t n, c10::string_view score, int64_t k, c10::string_view pairs,
                             c10::string_view transform, int64_t n_pairs, double pair_count, double kappa,
@@ -324,12 +339,8 @@ Result objective(const at::Tensor& x_in, const at::Tensor& y, at::TensorList wei
   const at::Tensor x = x_in.contiguous();
   const Options o = make_options(x.size(1), score, k, pairs, transform, n_pairs, pair_count, kappa, lambda_gap,
                                  lambda_hess, with_gap, with_hessian, adaptive, input_grad);
-  const int64_t n_valid = classes == 1 ? 2 : classes;
-  TORCH_CHECK_VALUE(((y >= 0) & (y < n_valid)).all().item<bool>(), "y must lie in [0, ", n_valid,
-                    ") for a model with ", classes, " output(s)");
-  std::vector<at::Tensor> weights, biases;
-  for (const auto& w : weights_in) weights.push_back(w.contiguous());
-  for (const auto& b : biases_in) biases.push_back(b.contiguous());
+  check_label_range(y, classes, "y");
+  const std::vector<at::Tensor> weights = contiguous_all(weights_in), biases = contiguous_all(biases_in);
   Driver<E> driver{weights, biases, layers, layer_params, o};
   return driver.run(x, y.contiguous());
 }
@@ -351,13 +362,8 @@ SaliencyResult saliency(const at::Tensor& x_in, const at::Tensor& target, bool p
   const at::AutoDispatchBelowADInplaceOrView below_autograd;
   const int64_t classes = check_saliency(x_in, target, weights_in, biases_in, layers, layer_params);
   check_finite(x_in, "x");
-  const int64_t n_valid = classes == 1 ? 2 : classes;
-  if (!predict)
-    TORCH_CHECK_VALUE(((target >= 0) & (target < n_valid)).all().item<bool>(), "target must lie in [0, ",
-                      n_valid, ") for a model with ", classes, " output(s)");
-  std::vector<at::Tensor> weights, biases;
-  for (const auto& w : weights_in) weights.push_back(w.contiguous());
-  for (const auto& b : biases_in) biases.push_back(b.contiguous());
+  if (!predict) check_label_range(target, classes, "target");
+  const std::vector<at::Tensor> weights = contiguous_all(weights_in), biases = contiguous_all(biases_in);
   Options o = make_options(x_in.size(1), score, 1, "all", "linear", 0, 1.0, 1.0, 0.0, 0.0, false, false, false,
                            false);
   Driver<E> driver{weights, biases, layers, layer_params, o};
@@ -370,23 +376,23 @@ SaliencyResult saliency(const at::Tensor& x_in, const at::Tensor& target, bool p
   return {z, p.delta[0], y};
 }
 
+inline void check_vjp_grad(const at::Tensor& grad, const at::Tensor& x) {
+  TORCH_CHECK_VALUE(grad.sizes() == x.sizes() && grad.scalar_type() == x.scalar_type() &&
+                        grad.device() == x.device(),
+                    "grad must have the shape, dtype and device of x, got ", grad.sizes());
+}
+
 template <class E>
 at::Tensor saliency_vjp(const at::Tensor& x_in, const at::Tensor& target, const at::Tensor& grad,
                         at::TensorList weights_in, at::TensorList biases_in, at::IntArrayRef layers,
                         at::ArrayRef<double> layer_params, c10::string_view score) {
   const at::AutoDispatchBelowADInplaceOrView below_autograd;
   const int64_t classes = check_saliency(x_in, target, weights_in, biases_in, layers, layer_params);
-  TORCH_CHECK_VALUE(grad.sizes() == x_in.sizes() && grad.scalar_type() == x_in.scalar_type() &&
-                        grad.device() == x_in.device(),
-                    "grad must have the shape, dtype and device of x, got ", grad.sizes());
+  check_vjp_grad(grad, x_in);
   check_finite(x_in, "x");
   check_finite(grad, "grad");
-  const int64_t n_valid = classes == 1 ? 2 : classes;
-  TORCH_CHECK_VALUE(((target >= 0) & (target < n_valid)).all().item<bool>(), "target must lie in [0, ",
-                    n_valid, ") for a model with ", classes, " output(s)");
-  std::vector<at::Tensor> weights, biases;
-  for (const auto& w : weights_in) weights.push_back(w.contiguous());
-  for (const auto& b : biases_in) biases.push_back(b.contiguous());
+  check_label_range(target, classes, "target");
+  const std::vector<at::Tensor> weights = contiguous_all(weights_in), biases = contiguous_all(biases_in);
   Options o = make_options(x_in.size(1), score, 1, "all", "linear", 0, 1.0, 1.0, 0.0, 0.0, false, false, false,
                            true);
   Driver<E> driver{weights, biases, layers, layer_params, o};

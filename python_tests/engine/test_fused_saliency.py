@@ -202,3 +202,26 @@ def test_autograd_gradients_switches_every_fast_path_off(monkeypatch):
     assert calls == []
     Saliency(model).attribute(x)
     assert calls == [1]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_vjp_bad_input_names_the_argument(backend):
+    from r2et_fast.ops.fused import fused_mlp_saliency_vjp
+
+    model = _mlp(nn.ReLU())
+    x = torch.randn(3, 6, dtype=torch.float64)
+    target, grad = torch.tensor([0, 2, 1]), torch.randn(3, 6, dtype=torch.float64)
+    args = _net_args(model, x)
+    fused_mlp_saliency_vjp(x, target, grad, *args, backend=backend)  # the unchanged arguments run
+    with pytest.raises(ValueError, match="x contains NaN"):
+        fused_mlp_saliency_vjp(x * float("nan"), target, grad, *args, backend=backend)
+    with pytest.raises(ValueError, match="grad contains NaN"):
+        fused_mlp_saliency_vjp(x, target, grad * float("inf"), *args, backend=backend)
+    with pytest.raises(ValueError, match=r"target must lie in \[0, 3\)"):
+        fused_mlp_saliency_vjp(x, torch.tensor([0, 3, 1]), grad, *args, backend=backend)
+    with pytest.raises(ValueError, match="target must be an int64 tensor"):
+        fused_mlp_saliency_vjp(x, target.float(), grad, *args, backend=backend)
+    with pytest.raises(ValueError, match="grad must have the shape, dtype and device of x"):
+        fused_mlp_saliency_vjp(x, target, grad[:, :5], *args, backend=backend)
+    with pytest.raises(ValueError, match="grad must have the shape, dtype and device of x"):
+        fused_mlp_saliency_vjp(x, target, grad.float(), *args, backend=backend)
