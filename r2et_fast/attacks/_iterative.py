@@ -23,12 +23,16 @@ from r2et_fast._validation import (
 from r2et_fast.attacks._base import AttackResult, box_tensor, check_budget, random_start
 from r2et_fast.attacks._surrogate import check_surrogate_beta, softplus_surrogate
 from r2et_fast.attacks._vanishing import input_grad, vanishing_samples, warn_vanishing
+from r2et_fast.engine._fused_attack import fused_attack_steps
 from r2et_fast.engine._modes import eval_mode, modules_of
 from r2et_fast.explain import Saliency
 from r2et_fast.explain._attribution import AttributionFn, as_attribution, attribution_model, rebind
 from r2et_fast.explain._score import TRAINING_SCORE, input_gradients_only, predicted_class
 from r2et_fast.ops.attacks import projected_step
 from r2et_fast.ops.ranking import precision_at_k
+
+# (kind, hi, lo, pairs, transform): see ops.fused_attack.fused_mlp_attack
+FusedObjective = tuple[str, torch.Tensor, torch.Tensor, str, str]
 
 CONSTRAINTS = ("none", "early_stop", "gda", "hedge", "qp", "fixed")
 LAGRANGIAN = ("gda", "hedge", "qp", "fixed")
@@ -118,6 +122,11 @@ class IterativeAttack:
     def _prepare(self, clean: torch.Tensor):
         return None
 
+    def _fused_objective(self, clean: torch.Tensor, state) -> FusedObjective | None:
+        """The objective as the fused loop takes it, ``(kind, hi, lo, pairs, transform)`` (see
+        ``ops.fused_attack.fused_mlp_attack``), or None: the generic loop runs."""
+        return None
+
     def _loss(self, maps: torch.Tensor, clean: torch.Tensor, state) -> torch.Tensor:
         raise NotImplementedError
 
@@ -203,12 +212,24 @@ class IterativeAttack:
         """Record P@k at the returned point, the manipulation epoch and the label check."""
         final = self._explain(x_t, y, False)
         precision[-1] = precision_at_k(clean, final, self.k, backend=self.backend)
+        return self._result(x_t, clean, final, precision, self._predict(x_t) == pred0, steps_run)
+
+    @staticmethod
+    def _result(x_t: torch.Tensor, clean: torch.Tensor, final: torch.Tensor, precision: torch.Tensor,
+                kept: torch.Tensor, steps_run: torch.Tensor) -> AttackResult:
         moved = precision < 1
         never = torch.full((x_t.shape[0],), precision.shape[0], device=x_t.device)
         epoch = torch.where(moved.any(dim=0), moved.float().argmax(dim=0), never).to(torch.int64)
-        return AttackResult(x_adv=x_t, precision_at_k=precision, manipulation_epoch=epoch,
-                            label_kept=self._predict(x_t) == pred0, steps_run=steps_run,
-                            clean_maps=clean, adv_maps=final)
+        return AttackResult(x_adv=x_t, precision_at_k=precision, manipulation_epoch=epoch, label_kept=kept,
+                            steps_run=steps_run, clean_maps=clean, adv_maps=final)
+
+    def _fusable(self) -> bool:
+        """Whether the fused loop runs exactly this attack: the class that states the objective
+        (``_fused_objective``) also defines the pieces it replaces (or leaves them to this base)."""
+        owner = _owner(type(self), "_fused_objective")
+        return owner is not IterativeAttack and all(
+            _owner(type(self), name) in (owner, IterativeAttack)
+            for name in ("_loss", "_prepare", "_step_maps", "_explain", "_predict"))
 
     @staticmethod
     def _view(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -251,6 +272,13 @@ class IterativeAttack:
             if self.constraint == "early_stop":  # a start that changes the prediction is no start
                 x_t = torch.where(self._view(self._predict(x_t) == pred0, x0), x_t, x0)
 
+        fused = None if lagrangian or not self._fusable() else self._fused_objective(clean, state)
+        if fused is not None:
+            fast = fused_attack_steps(self, x0, y, x_t, lower, upper, clean, pred0, fused)
+            if fast is not None:
+                x_adv, precision, steps_run, final, kept, vanished = fast
+                return self._result(x_adv, clean, final, precision, kept, steps_run), vanished
+
         batch = x0.shape[0]
         precision = torch.empty(self.steps + 1, batch, dtype=clean.dtype, device=x0.device)
         active = torch.ones(batch, dtype=torch.bool, device=x0.device)
@@ -279,3 +307,8 @@ class IterativeAttack:
             steps_run += active
             x_t = x_next
         return self._finish(x_t, y, clean, precision, pred0, steps_run), vanished
+
+
+def _owner(cls: type, name: str) -> type:
+    """The class of ``cls``'s MRO that defines attribute ``name``."""
+    return next(c for c in cls.__mro__ if name in vars(c))
