@@ -158,10 +158,11 @@ def _fused_attack_cases(gen: torch.Generator) -> list[Case]:
         top, none = torch.topk(clean, 5, dim=1).indices, torch.empty(ROWS, 0, dtype=torch.int64)
         box = (torch.full((N,), -3.0, dtype=torch.float64), torch.full((N,), 3.0, dtype=torch.float64))
         net = (weights, biases, layers, params, score, True)
+        budget = (5, 0.5, 0.05, 5)  # k, eps, alpha, steps
         cases.append((f"ERAttack {label}", (x, start, target, pred0, clean, top, none, *box, probe, *net,
-                                            "pair_gap", "all", "linear", 5, 0.5, 0.05, 5, "linf", "l2", True)))
+                                            "pair_gap", "all", "linear", *budget, "linf", "l2", True)))
         cases.append((f"MSE {label}", (x, start, target, pred0, clean, none, none, None, None, probe,
-                                       *net, "distance", "all", "linear", 5, 0.5, 0.05, 5, "l2", "l2", False)))
+                                       *net, "distance", "all", "linear", *budget, "l2", "l2", False)))
     return cases
 
 
