@@ -76,7 +76,8 @@ class AttributionPGD(IterativeAttack):
                 result, stuck = super()._attack(x, y)
             finally:
                 self.seed = seed
-            vanished = stuck if vanished is None else vanished & stuck
+            # None: not probed (a trusted call; then no restart probes)
+            vanished = stuck if vanished is None or stuck is None else vanished & stuck
             dist = (result.adv_maps - result.clean_maps).norm(dim=1)
             if best is None:
                 best, best_dist = result, dist
