@@ -40,7 +40,8 @@ test: env lint
 fuzz: env
 	R2ET_FAST_FUZZ_EXAMPLES=10000 $(PY) -m pytest -q python_tests/ops/test_fuzz_native_vs_reference.py \
 		python_tests/engine/test_fused_mlp.py python_tests/engine/test_fused_mlp_native.py \
-		python_tests/engine/test_fused_saliency.py python_tests/bounds/test_sound.py
+		python_tests/engine/test_fused_saliency.py python_tests/engine/test_fused_attack.py \
+		python_tests/bounds/test_sound.py
 
 bench: env
 	$(PY) -m pytest benchmarks --benchmark-enable --benchmark-only \
