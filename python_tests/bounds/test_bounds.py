@@ -51,6 +51,14 @@ def test_cosine_bound_formula_and_applicability():
     assert cb.distance[3:].tolist() == [2.0, 2.0] and cb.angle_deg[3:].tolist() == [180.0, 180.0]
 
 
+def test_cosine_bound_is_accurate_for_small_ratios():
+    # 1 - sqrt(1 - r^2) ~ r^2 / 2 = 5e-11 at r = 1e-5: the naive form gives 0 in float32 (and
+    # loses digits in float64); the bound is computed without that cancellation
+    for dtype in (torch.float32, F64):
+        cb = cosine_bound(T([1e-5], dtype=dtype), T([1.0], dtype=dtype))
+        assert float(cb.distance) == pytest.approx(0.5e-10, rel=1e-6)
+
+
 def test_generalization_factor():
     xi = T([1.0, 1.0, 0.0, 0.0], dtype=F64)
     dev = T([0.05, 0.2, 0.0, 0.1], dtype=F64)

@@ -91,7 +91,9 @@ def cosine_bound(t_e: torch.Tensor, g_norm: torch.Tensor) -> CosineBound:
     applicable = (t_e <= g_norm) & (g_norm > 0)
     ratio = torch.where(applicable, t_e / g_norm.clamp_min(torch.finfo(g_norm.dtype).tiny), 1.0)
     ratio = ratio.clamp(max=1.0)
-    distance = torch.where(applicable, 1 - torch.sqrt(1 - ratio.square()), 2.0)
+    # 1 - sqrt(1 - r^2) written as r^2 / (1 + sqrt(1 - r^2)): the same number without the
+    # cancellation that rounds small bounds (r ~ 1e-4 in float32) to 0
+    distance = torch.where(applicable, ratio.square() / (1 + torch.sqrt(1 - ratio.square())), 2.0)
     angle = torch.where(applicable, torch.asin(ratio), math.pi)
     return CosineBound(distance, angle, torch.rad2deg(angle), applicable)
 
