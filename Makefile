@@ -9,7 +9,7 @@ CUDA_HOME ?= $(shell sh scripts/find_cuda_home.sh)
 CUDA_ARCH ?= 9.0
 CSRC := $(shell find csrc -type f) setup.py pyproject.toml
 
-.PHONY: env run demo test fuzz lint cuda-check gpu-check bench clean
+.PHONY: env run demo test fuzz lint docs cuda-check gpu-check bench clean
 
 $(VENV)/.deps: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,12 +35,17 @@ lint: $(VENV)/.deps
 test: env lint
 	$(PY) -m pytest -q
 
+# The documentation site (mkdocs.yml, docs/): warnings are errors; offline; output in build/site.
+docs: env
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -f mkdocs.yml -d build/site
+
 # The deep fuzz profile: 10,000 Hypothesis examples per native-vs-twin test, per fused-objective
 # agreement test and per sound-bound soundness test (2,500 for the CNN one; not run by CI).
 fuzz: env
 	R2ET_FAST_FUZZ_EXAMPLES=10000 $(PY) -m pytest -q python_tests/ops/test_fuzz_native_vs_reference.py \
 		python_tests/engine/test_fused_mlp.py python_tests/engine/test_fused_mlp_native.py \
-		python_tests/engine/test_fused_saliency.py python_tests/bounds/test_sound.py
+		python_tests/engine/test_fused_saliency.py python_tests/engine/test_fused_attack.py \
+		python_tests/bounds/test_sound.py
 
 bench: env
 	$(PY) -m pytest benchmarks --benchmark-enable --benchmark-only \

@@ -146,6 +146,26 @@ def _fused_saliency_cases(gen: torch.Generator) -> list[Case]:
     return cases
 
 
+def _fused_attack_cases(gen: torch.Generator) -> list[Case]:
+    """Five steps of ERAttack (all pairs, the box, early stop) and the MSE attack (l2, no stop) on
+    the saliency cases' nets."""
+    cases = []
+    for label, (x, target, _predict, weights, biases, layers, params, score) in \
+            _fused_saliency_cases(gen)[:2]:
+        start = x + 0.05 * torch.randn(x.shape, generator=gen, dtype=torch.float64)
+        clean, probe = _maps(gen).abs(), torch.randn(x.shape, generator=gen, dtype=torch.float64)
+        pred0 = target.clone()
+        top, none = torch.topk(clean, 5, dim=1).indices, torch.empty(ROWS, 0, dtype=torch.int64)
+        box = (torch.full((N,), -3.0, dtype=torch.float64), torch.full((N,), 3.0, dtype=torch.float64))
+        net = (weights, biases, layers, params, score, True)
+        budget = (5, 0.5, 0.05, 5)  # k, eps, alpha, steps
+        cases.append((f"ERAttack {label}", (x, start, target, pred0, clean, top, none, *box, probe, *net,
+                                            "pair_gap", "all", "linear", *budget, "linf", "l2", True)))
+        cases.append((f"MSE {label}", (x, start, target, pred0, clean, none, none, None, None, probe,
+                                       *net, "distance", "all", "linear", *budget, "l2", "l2", False)))
+    return cases
+
+
 # Check inputs for every op (float64 CPU tensors; the GPU run gets copies on the device).
 CASES: dict[str, Callable[[torch.Generator], list[Case]]] = {
     "topk_indices": lambda gen: [("k=5", (_maps(gen), 5)), ("k=n-1", (_maps(gen), N - 1))],
@@ -163,6 +183,7 @@ CASES: dict[str, Callable[[torch.Generator], list[Case]]] = {
     "fused_mlp_saliency_vjp": lambda gen: [
         (label, (x, target, torch.randn(x.shape, generator=gen, dtype=torch.float64), *rest))
         for label, (x, target, _predict, *rest) in _fused_saliency_cases(gen)],
+    "fused_mlp_attack": _fused_attack_cases,
 }
 
 

@@ -17,6 +17,7 @@
 #include <numeric>
 #include <vector>
 
+#include "cpu/pair_gap_rows.h"
 #include "cpu/row_math.h"
 #include "ops/checks.h"
 #include "ops/pair_gap.h"
@@ -29,16 +30,6 @@ struct RanksAbove {
   const T* v;
   bool operator()(int64_t i, int64_t j) const { return v[i] > v[j] || (v[i] == v[j] && i < j); }
 };
-
-// log(sum_{i in idx} exp(sign * v[i])), stable for any magnitude.
-template <typename T>
-double log_sum_exp(const T* v, const int64_t* idx, int64_t m, double sign) {
-  double hi = -std::numeric_limits<double>::infinity();
-  for (int64_t t = 0; t < m; ++t) hi = std::max(hi, sign * static_cast<double>(v[idx[t]]));
-  double s = 0;
-  for (int64_t t = 0; t < m; ++t) s += std::exp(sign * static_cast<double>(v[idx[t]]) - hi);
-  return hi + std::log(s);
-}
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> topk_pair_gap_cpu(const at::Tensor& maps_in,
                                                                  int64_t k, c10::string_view pairs_s,
@@ -77,8 +68,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> topk_pair_gap_cpu(const at::Tenso
             for (int64_t i = 0; i < n; ++i) all += v[i];
             total = static_cast<double>(n) * top - static_cast<double>(k) * all;
           } else {
-            total = -std::exp(log_sum_exp(v, idx.data(), k, -1.0) +
-                              log_sum_exp(v, idx.data() + k, n - k, 1.0));
+            total = -std::exp(cpu::log_sum_exp(v, idx.data(), k, -1.0) +
+                              cpu::log_sum_exp(v, idx.data() + k, n - k, 1.0));
           }
         } else {
           std::partial_sort(idx.begin(), idx.begin() + spec.ranks_needed, idx.end(), above);
@@ -119,40 +110,9 @@ at::Tensor topk_pair_gap_backward_cpu(const at::Tensor& grad_in, const at::Tenso
       std::vector<int64_t> rest;
       std::vector<char> in_top;
       for (int64_t r = begin; r < end; ++r) {
-        const scalar_t* v = mp + r * n;
-        scalar_t* o = op + r * n;
-        const double g = gp[r];
-        if (pairs == Pairs::kAll) {
-          const int64_t* top = hp + r * k;
-          if (transform == Transform::kLinear) {
-            // d/dI_j = -k for every j, plus n for j in T (n - k in all).
-            for (int64_t i = 0; i < n; ++i) o[i] = static_cast<scalar_t>(-g * k);
-            for (int64_t t = 0; t < k; ++t) o[top[t]] = static_cast<scalar_t>(g * (n - k));
-          } else {
-            in_top.assign(n, 0);
-            for (int64_t t = 0; t < k; ++t) in_top[top[t]] = 1;
-            rest.clear();
-            for (int64_t i = 0; i < n; ++i)
-              if (!in_top[i]) rest.push_back(i);
-            // G = -A R: dG/dI_i = e^{-I_i} R (i in T), dG/dI_j = -A e^{I_j} (j not in T).
-            const double log_a = log_sum_exp(v, top, k, -1.0);
-            const double log_r = log_sum_exp(v, rest.data(), n - k, 1.0);
-            for (int64_t t = 0; t < k; ++t)
-              o[top[t]] = static_cast<scalar_t>(g * std::exp(-static_cast<double>(v[top[t]]) + log_r));
-            for (int64_t j : rest)
-              o[j] = static_cast<scalar_t>(-g * std::exp(static_cast<double>(v[j]) + log_a));
-          }
-        } else {
-          const int64_t* hr = hp + r * m;
-          const int64_t* lr = lp + r * m;
-          for (int64_t p = 0; p < m; ++p) {
-            double c = g;  // d h_p: +1 at hi, -1 at lo; exp: d(-e^{-h})/dh = e^{-h}
-            if (transform == Transform::kExp)
-              c *= std::exp(-(static_cast<double>(v[hr[p]]) - static_cast<double>(v[lr[p]])));
-            o[hr[p]] += static_cast<scalar_t>(c);
-            o[lr[p]] -= static_cast<scalar_t>(c);
-          }
-        }
+        const int64_t width = pairs == Pairs::kAll ? k : m;
+        cpu::pair_gap_row_backward(mp + r * n, n, hp + r * width, k, lp + r * m, m, pairs, transform,
+                                   static_cast<double>(gp[r]), op + r * n, rest, in_top);
       }
     });
   });

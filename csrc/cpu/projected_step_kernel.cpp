@@ -2,7 +2,6 @@
 //   x' = x - alpha * normalise(d)      normalise: l2 -> d / ||d||_2 (0 if d = 0), linf -> sign(d)
 //   x' = x0 + proj_ball(x' - x0)       l2 ball: rescale to radius eps; linf ball: clamp to [-eps, eps]
 //   x' = clamp(x', lower, upper)       the valid input box (per feature), if given
-// One pass over the row for the step norm, one for the ball norm, one to write: no temporaries.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -12,6 +11,7 @@
 #include <cmath>
 #include <optional>
 
+#include "cpu/step_rows.h"
 #include "ops/checks.h"
 #include "ops/projected_step.h"
 
@@ -38,32 +38,8 @@ at::Tensor projected_step_cpu(const at::Tensor& x_in, const at::Tensor& d_in, co
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
     at::parallel_for(0, rows, std::max<int64_t>(1, 16384 / n), [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) {
-        const scalar_t* xr = xp + r * n;
-        const scalar_t* dr = dp + r * n;
-        const scalar_t* x0r = x0p + r * n;
-        scalar_t* o = op + r * n;
-        double step_scale = alpha;  // l2: alpha / ||d||
-        if (spec.step_l2) {
-          double s = 0;
-          for (int64_t i = 0; i < n; ++i) s += static_cast<double>(dr[i]) * dr[i];
-          step_scale = s > 0 ? alpha / std::sqrt(s) : 0.0;
-        }
-        double ball = 0;  // squared l2 norm of the new offset
-        for (int64_t i = 0; i < n; ++i) {
-          const double di = dr[i];
-          const double step = spec.step_l2 ? step_scale * di : alpha * ((di > 0) - (di < 0));
-          double delta = static_cast<double>(xr[i]) - step - static_cast<double>(x0r[i]);
-          if (!spec.ball_l2) delta = std::min(std::max(delta, -eps), eps);
-          ball += delta * delta;
-          o[i] = static_cast<scalar_t>(delta);  // offset for now
-        }
-        const double shrink = spec.ball_l2 && ball > eps * eps ? eps / std::sqrt(ball) : 1.0;
-        for (int64_t i = 0; i < n; ++i) {
-          double v = static_cast<double>(x0r[i]) + shrink * static_cast<double>(o[i]);
-          if (lo) v = std::max(v, static_cast<double>(lo[i]));
-          if (hi) v = std::min(v, static_cast<double>(hi[i]));
-          o[i] = static_cast<scalar_t>(v);
-        }
+        cpu::projected_step_row(xp + r * n, dp + r * n, x0p + r * n, lo, hi, n, alpha, eps, spec.step_l2,
+                                spec.ball_l2, op + r * n);
       }
     });
   });

@@ -22,6 +22,7 @@
 #include "cpu/kendall_tau.h"
 #include "cpu/radix_sort.h"
 #include "cpu/row_math.h"
+#include "cpu/row_topk.h"
 #include "cpu/topk_select.h"
 #include "ops/checks.h"
 
@@ -112,44 +113,18 @@ at::Tensor precision_at_k_cpu(const at::Tensor& a_in, const at::Tensor& b_in, in
     const scalar_t* bp = b.const_data_ptr<scalar_t>();
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
     at::parallel_for(0, rows, grain_rows(n), [&](int64_t begin, int64_t end) {
-      std::vector<uint8_t> in_a(n, 0);  // all zero between rows
-      auto finish = [&](int64_t r, const int64_t* top_a, const int64_t* top_b) {
-        for (int64_t i = 0; i < k; ++i) in_a[top_a[i]] = 1;
-        int64_t hits = 0;
-        for (int64_t i = 0; i < k; ++i) hits += in_a[top_b[i]];
-        for (int64_t i = 0; i < k; ++i) in_a[top_a[i]] = 0;
-        op[r] = static_cast<scalar_t>(static_cast<double>(hits) / static_cast<double>(k));
-      };
-      if (k <= kStreamMaxK) {
-        std::vector<scalar_t> val(k);
-        std::vector<int64_t> top_a(k), top_b(k);
-        for (int64_t r = begin; r < end; ++r) {
-          if (!small_topk(ap + r * n, n, k, val.data(), top_a.data())) {
-            bad_a.store(true, std::memory_order_relaxed);
-            continue;
-          }
-          if (!small_topk(bp + r * n, n, k, val.data(), top_b.data())) {
-            bad_b.store(true, std::memory_order_relaxed);
-            continue;
-          }
-          finish(r, top_a.data(), top_b.data());
-        }
-        return;
-      }
-      RowSorter<scalar_t> sorter(n);
-      std::vector<int64_t> top_a(k), top_b(k);
+      std::vector<uint8_t> mark(n, 0);
+      cpu::RowTopK<scalar_t> top_a(n, k), top_b(n, k);
       for (int64_t r = begin; r < end; ++r) {
-        if (!sorter.sort(ap + r * n, n, /*descending=*/true)) {
+        if (!top_a.select(ap + r * n, n)) {
           bad_a.store(true, std::memory_order_relaxed);
           continue;
         }
-        for (int64_t i = 0; i < k; ++i) top_a[i] = sorter.index(i);
-        if (!sorter.sort(bp + r * n, n, /*descending=*/true)) {
+        if (!top_b.select(bp + r * n, n)) {
           bad_b.store(true, std::memory_order_relaxed);
           continue;
         }
-        for (int64_t i = 0; i < k; ++i) top_b[i] = sorter.index(i);
-        finish(r, top_a.data(), top_b.data());
+        op[r] = static_cast<scalar_t>(cpu::overlap(top_a.idx(), top_b.idx(), k, mark));
       }
     });
   });

@@ -186,7 +186,24 @@ at::Tensor fused_mlp_saliency_vjp_cuda(const at::Tensor& x, const at::Tensor& ta
   return fused::saliency_vjp<CudaElementwise>(x, target, grad, weights, biases, layers, layer_params, score);
 }
 
+fused::AttackResult fused_mlp_attack_cuda(const at::Tensor& x0, const at::Tensor& x_start, const at::Tensor& target,
+                                          const at::Tensor& pred0, const at::Tensor& clean, const at::Tensor& hi,
+                                          const at::Tensor& lo, const std::optional<at::Tensor>& lower,
+                                          const std::optional<at::Tensor>& upper, const at::Tensor& probe,
+                                          at::TensorList weights, at::TensorList biases, at::IntArrayRef layers,
+                                          at::ArrayRef<double> layer_params, c10::string_view score, bool abs,
+                                          c10::string_view objective, c10::string_view pairs,
+                                          c10::string_view transform, int64_t k, double eps, double alpha,
+                                          int64_t steps, c10::string_view norm, c10::string_view step_norm,
+                                          bool early_stop) {
+  const c10::cuda::CUDAGuard guard(x0.device());
+  return fused::attack_loop<CudaElementwise>(x0, x_start, target, pred0, clean, hi, lo, lower, upper, probe,
+                                             weights, biases, layers, layer_params, score, abs, objective, pairs,
+                                             transform, k, eps, alpha, steps, norm, step_norm, early_stop);
+}
+
 TORCH_LIBRARY_IMPL(r2et_fast, CUDA, m) {
+  m.impl("fused_mlp_attack", &fused_mlp_attack_cuda);
   m.impl("fused_mlp_objective", &fused_mlp_objective_cuda);
   m.impl("fused_mlp_saliency", &fused_mlp_saliency_cuda);
   m.impl("fused_mlp_saliency_vjp", &fused_mlp_saliency_vjp_cuda);

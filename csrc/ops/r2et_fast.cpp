@@ -54,6 +54,16 @@ TORCH_LIBRARY(r2et_fast, m) {
   // product, as an attack step needs it).
   m.def("fused_mlp_saliency_vjp(Tensor x, Tensor target, Tensor grad, Tensor[] weights, Tensor[] biases,"
         " int[] layers, float[] layer_params, str score) -> Tensor");
+  // Every step of an explanation attack on the same MLP (csrc/ops/fused_attack.h has the
+  // objectives): from x_start, maps |g| (abs) or g of the class target, P@k against T_k(clean),
+  // projected steps in the eps-ball around x0 and the box, early stop at a change of pred0.
+  // Returns (x_adv, P@k per step (steps + 1, B), steps kept, the maps at x_adv, the prediction
+  // kept, the samples whose maps' input gradient vanished at the start point).
+  m.def("fused_mlp_attack(Tensor x0, Tensor x_start, Tensor target, Tensor pred0, Tensor clean, Tensor hi,"
+        " Tensor lo, Tensor? lower, Tensor? upper, Tensor probe, Tensor[] weights, Tensor[] biases,"
+        " int[] layers, float[] layer_params, str score, bool abs, str objective, str pairs, str transform,"
+        " int k, float eps, float alpha, int steps, str norm, str step_norm, bool early_stop)"
+        " -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
 }
 
 // `import r2et_fast._C` loads this library, which runs the static registrations above.

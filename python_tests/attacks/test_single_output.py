@@ -25,13 +25,16 @@ class TwoLogit(nn.Module):
 
 @pytest.fixture(autouse=True)
 def same_code_path(monkeypatch):
-    """Both wrappings of the model explain through autograd: the fused saliency takes the plain
-    single-output MLP only, and its maps differ from autograd's in the last bits, which the sign
-    steps and top-k sets of an attack turn into different iterates (not a different classifier)."""
+    """Both wrappings of the model explain through autograd: the fused saliency and attack loop
+    take the plain single-output MLP only, and its maps differ from autograd's in the last bits,
+    which the sign steps and top-k sets of an attack turn into different iterates (not a
+    different classifier)."""
     from r2et_fast.explain import _score
 
     monkeypatch.setattr(_score, "_FAST_GRADIENTS", [])
     monkeypatch.setattr(_score, "_FAST_INPUT_GRADIENTS", [])
+    with _score.autograd_gradients():  # and the fused attack loop declines
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -72,6 +72,14 @@ CASES: dict[str, Callable[[torch.Generator], list[Case]]] = {
                   [torch.randn(4, generator=g, dtype=torch.float64), torch.empty(0, dtype=torch.float64)],
                   [0, 3, 0], [0.0, 0.0, 2.0, 20.0, 0.0, 0.0]), {"score": "loss"}),
     ],
+    "fused_mlp_attack": lambda g: [
+        ("erattack", (_maps(g), _maps(g), torch.tensor([0, 2, 1]), torch.tensor([1, 0, 2]), _maps(g),
+                      _top(g), torch.empty(3, 0, dtype=torch.int64), None, None, _maps(g),
+                      [torch.randn(4, N, generator=g, dtype=torch.float64),
+                       torch.randn(3, 4, generator=g, dtype=torch.float64)],
+                      [torch.randn(4, generator=g, dtype=torch.float64), torch.empty(0, dtype=torch.float64)],
+                      [0, 3, 0], [0.0, 0.0, 2.0, 20.0, 0.0, 0.0]), {"k": K, "steps": 3}),
+    ],
 }
 DIFFERENTIABLE = {op.name for op in OPS if op.differentiable and op.public}
 

@@ -46,6 +46,7 @@ from ._tensors import (
     check_tensor,
     is_symbolic,
     trusted_values,
+    values_trusted,
 )
 
 # The perturbation norms every public function accepts.
@@ -53,7 +54,8 @@ NORMS = ("l2", "linf")
 
 __all__ = [
     "FLOAT_DTYPES", "NORMS", "REDUCE_CHOICES", "ArgumentTypeError", "as_labels", "as_tensor",
-    "check_batch", "check_label_range", "trusted_values", "check_bool", "check_callable", "check_choice",
+    "check_batch", "check_label_range", "trusted_values", "values_trusted", "check_bool",
+    "check_callable", "check_choice",
     "check_finite", "check_finite_real", "check_float",
     "check_float_dtype", "check_fraction", "check_in_range", "check_inputs", "check_int", "check_k",
     "check_maps", "check_model_output", "check_nonnegative_float", "check_optional_positive_int",

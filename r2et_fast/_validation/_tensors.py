@@ -23,9 +23,11 @@ def is_symbolic(value: torch.Tensor) -> bool:
     return value.is_meta or isinstance(value, FakeTensor)
 
 
-# Inside trusted_values(): the value checks (finiteness, label ranges) are skipped. Each reads a
-# tensor back to the host, a device sync per call; the Trainer checks the first batch of an epoch
-# and trusts the rest (docs/spec.md "Devices and scale-out"). Shape, dtype and device checks stay.
+# Inside trusted_values(): the value checks (finiteness, label ranges) and the attacks' vanishing-
+# gradient probe are skipped. Each reads a tensor back to the host, a device sync per call; the
+# Trainer checks the first batch of an epoch and trusts the rest, an attack checks its call's
+# inputs once and trusts its own iterates (docs/spec.md "Devices and scale-out"). Shape, dtype
+# and device checks stay.
 _TRUSTED: ContextVar[bool] = ContextVar("r2et_fast_trusted_values", default=False)
 
 

@@ -37,3 +37,7 @@ class ERAttack(IterativeAttack):
 
     def _loss(self, maps, clean, state):
         return pair_gap_at(maps, *state, self.pairs, self.transform)
+
+    def _fused_objective(self, clean, state):
+        hi, lo = state
+        return "pair_gap", hi, lo, self.pairs, self.transform

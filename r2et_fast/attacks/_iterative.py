@@ -19,10 +19,13 @@ from r2et_fast._validation import (
     check_model_output,
     check_nonnegative_float,
     check_positive_int,
+    trusted_values,
+    values_trusted,
 )
 from r2et_fast.attacks._base import AttackResult, box_tensor, check_budget, random_start
 from r2et_fast.attacks._surrogate import check_surrogate_beta, softplus_surrogate
-from r2et_fast.attacks._vanishing import input_grad, vanishing_samples, warn_vanishing
+from r2et_fast.attacks._vanishing import input_grad, probe_vanishing, vanishing_samples, warn_vanishing
+from r2et_fast.engine._fused_attack import fused_attack_steps
 from r2et_fast.engine._modes import eval_mode, modules_of
 from r2et_fast.explain import Saliency
 from r2et_fast.explain._attribution import AttributionFn, as_attribution, attribution_model, rebind
@@ -30,15 +33,38 @@ from r2et_fast.explain._score import TRAINING_SCORE, input_gradients_only, predi
 from r2et_fast.ops.attacks import projected_step
 from r2et_fast.ops.ranking import precision_at_k
 
+# (kind, hi, lo, pairs, transform): see ops.fused_attack.fused_mlp_attack
+FusedObjective = tuple[str, torch.Tensor, torch.Tensor, str, str]
+
 CONSTRAINTS = ("none", "early_stop", "gda", "hedge", "qp", "fixed")
 LAGRANGIAN = ("gda", "hedge", "qp", "fixed")
 DISTANCES = ("prob_l2", "kl", "margin")
+
+# An attack's body on checked inputs: (x, labels) -> (result, the (B,) vanished mask or None).
+AttackRun = Callable[[torch.Tensor, torch.Tensor], tuple[AttackResult, torch.Tensor | None]]
 
 
 # a (B, 1) output is the logit z of class 1; as [0, z] its softmax is [1 - sigmoid(z), sigmoid(z)]
 def two_class(out: torch.Tensor) -> torch.Tensor:
     """Scores (B, C) with C >= 2 for the prediction constraints: (B, 1) logits z become [0, z]."""
     return torch.cat([torch.zeros_like(out), out], dim=1) if out.shape[1] == 1 else out
+
+
+# The steps run under trusted_values(): they read nothing back to the host. The ops' finiteness
+# checks of each iterate's maps and gradient (the native kernels keep theirs) become this flag on
+# the device, read once after the loop, so a model that is not finite near x is still an error.
+def all_finite(*tensors: torch.Tensor) -> torch.Tensor:
+    """A 0-d bool on the device: every value of ``tensors`` is finite."""
+    flags = [torch.isfinite(t.detach()).all() for t in tensors]
+    return torch.stack(flags).all() if len(flags) > 1 else flags[0]
+
+
+def raise_unless_finite(finite: torch.Tensor, attack: str) -> None:
+    """The error for a loop whose :func:`all_finite` flag came out False (one host read; none
+    where the caller trusts the values, as the Trainer does after its first batch)."""
+    if not values_trusted() and not bool(finite):
+        raise ValueError(f"{attack}: the explanation or its input gradient contains NaN or Inf at an "
+                         "iterate (the model is not finite near x)")
 
 
 class IterativeAttack:
@@ -118,6 +144,11 @@ class IterativeAttack:
     def _prepare(self, clean: torch.Tensor):
         return None
 
+    def _fused_objective(self, clean: torch.Tensor, state) -> FusedObjective | None:
+        """The objective as the fused loop takes it, ``(kind, hi, lo, pairs, transform)`` (see
+        ``ops.fused_attack.fused_mlp_attack``), or None: the generic loop runs."""
+        return None
+
     def _loss(self, maps: torch.Tensor, clean: torch.Tensor, state) -> torch.Tensor:
         raise NotImplementedError
 
@@ -187,10 +218,14 @@ class IterativeAttack:
         Returns ``(x0, lower, upper, clean maps, clean prediction, clean output (B, C))``."""
         x0 = x.detach()
         lower, upper = box_tensor(self.lower, x0, "lower"), box_tensor(self.upper, x0, "upper")
-        outside = (lower is not None and bool((x0 < lower).any())) or (
-            upper is not None and bool((x0 > upper).any()))
-        if outside:
-            raise ValueError("x lies outside the box [lower, upper]")
+        if not values_trusted():  # once per call: the steps' projections trust the box
+            for name, bound in (("lower", lower), ("upper", upper)):
+                if bound is not None and bool(torch.isnan(bound).any()):
+                    raise ValueError(f"{name} contains NaN")
+            outside = (lower is not None and bool((x0 < lower).any())) or (
+                upper is not None and bool((x0 > upper).any()))
+            if outside:
+                raise ValueError("x lies outside the box [lower, upper]")
         with torch.no_grad():
             out0 = check_model_output(self.model(x0), x0.shape[0])
         check_label_range(y, out0.shape[1])
@@ -203,21 +238,33 @@ class IterativeAttack:
         """Record P@k at the returned point, the manipulation epoch and the label check."""
         final = self._explain(x_t, y, False)
         precision[-1] = precision_at_k(clean, final, self.k, backend=self.backend)
+        return self._result(x_t, clean, final, precision, self._predict(x_t) == pred0, steps_run)
+
+    @staticmethod
+    def _result(x_t: torch.Tensor, clean: torch.Tensor, final: torch.Tensor, precision: torch.Tensor,
+                kept: torch.Tensor, steps_run: torch.Tensor) -> AttackResult:
         moved = precision < 1
         never = torch.full((x_t.shape[0],), precision.shape[0], device=x_t.device)
         epoch = torch.where(moved.any(dim=0), moved.float().argmax(dim=0), never).to(torch.int64)
-        return AttackResult(x_adv=x_t, precision_at_k=precision, manipulation_epoch=epoch,
-                            label_kept=self._predict(x_t) == pred0, steps_run=steps_run,
-                            clean_maps=clean, adv_maps=final)
+        return AttackResult(x_adv=x_t, precision_at_k=precision, manipulation_epoch=epoch, label_kept=kept,
+                            steps_run=steps_run, clean_maps=clean, adv_maps=final)
+
+    def _fusable(self) -> bool:
+        """Whether the fused loop runs exactly this attack: the class that states the objective
+        (``_fused_objective``) also defines the pieces it replaces (or leaves them to this base)."""
+        owner = _owner(type(self), "_fused_objective")
+        return owner is not IterativeAttack and all(
+            _owner(type(self), name) in (owner, IterativeAttack)
+            for name in ("_loss", "_prepare", "_step_maps", "_explain", "_predict"))
 
     @staticmethod
     def _view(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         return mask.view(-1, *([1] * (like.dim() - 1)))
 
-    def _guarded(self, x, y, run: Callable[[torch.Tensor, torch.Tensor],
-                                           tuple[AttackResult, torch.Tensor]], name: str) -> AttackResult:
+    def _guarded(self, x, y, run: AttackRun, name: str) -> AttackResult:
         """Check ``x``, turn ``y`` into labels, run ``run(x, labels) -> (result, vanished)`` with the
-        models in eval mode, then warn once if any sample's gradient vanished."""
+        models in eval mode, then warn once if any sample's gradient vanished (``vanished`` None:
+        not probed, see :func:`probe_vanishing`)."""
         check_batch(x, "x")
         where = compute_device(self.device, self.model, x)
         x, y = to_with(x, y, where)
@@ -234,9 +281,19 @@ class IterativeAttack:
         list/tuple of B ints (see :func:`~r2et_fast._validation.as_labels`)."""
         return self._guarded(x, y, self._attack, type(self).__name__)
 
-    def _attack(self, x: torch.Tensor, y: torch.Tensor) -> tuple[AttackResult, torch.Tensor]:
+    def _attack(self, x: torch.Tensor, y: torch.Tensor) -> tuple[AttackResult, torch.Tensor | None]:
         """The steps; returns the result and the (B,) mask of samples whose gradient vanished."""
         x0, lower, upper, clean, pred0, out0 = self._setup(x, y)
+        probe = probe_vanishing()  # asked before the steps' own trusted_values() below
+        with trusted_values():
+            result, vanished, finite = self._steps(x0, y, lower, upper, clean, pred0, out0, probe)
+        raise_unless_finite(finite, type(self).__name__)
+        return result, vanished
+
+    def _steps(self, x0: torch.Tensor, y: torch.Tensor, lower: torch.Tensor | None,
+               upper: torch.Tensor | None, clean: torch.Tensor, pred0: torch.Tensor, out0: torch.Tensor,
+               probe: bool) -> tuple[AttackResult, torch.Tensor | None, torch.Tensor]:
+        """The loop from the checked start of :meth:`_setup`: (result, vanished, the finite flag)."""
         surrogate = self._surrogate_attribution()
         state = self._prepare(clean)
         lagrangian = self.constraint in LAGRANGIAN
@@ -251,18 +308,27 @@ class IterativeAttack:
             if self.constraint == "early_stop":  # a start that changes the prediction is no start
                 x_t = torch.where(self._view(self._predict(x_t) == pred0, x0), x_t, x0)
 
+        fused = None if lagrangian or not self._fusable() else self._fused_objective(clean, state)
+        if fused is not None:
+            fast = fused_attack_steps(self, x0, y, x_t, lower, upper, clean, pred0, fused)
+            if fast is not None:  # the kernel raises on non-finite values itself
+                x_adv, fast_precision, fast_steps, final, kept, stuck = fast
+                return (self._result(x_adv, clean, final, fast_precision, kept, fast_steps),
+                        stuck if probe else None, torch.ones((), dtype=torch.bool, device=x0.device))
+
         batch = x0.shape[0]
         precision = torch.empty(self.steps + 1, batch, dtype=clean.dtype, device=x0.device)
         active = torch.ones(batch, dtype=torch.bool, device=x0.device)
         steps_run = torch.zeros(batch, dtype=torch.int64, device=x0.device)
-        vanished = torch.zeros(batch, dtype=torch.bool, device=x0.device)
+        vanished = torch.zeros(batch, dtype=torch.bool, device=x0.device) if probe else None
+        finite = all_finite(clean)
         for t in range(self.steps):
             x_t.requires_grad_(True)
             maps, real_maps = self._step_maps(x_t, y, surrogate)
             objective = self._loss(maps, clean, state).sum()
             # at the first step the graph is kept, should the vanishing check need to probe it
-            grad = input_grad(objective, x_t, retain_graph=t == 0)
-            if t == 0:
+            grad = input_grad(objective, x_t, retain_graph=t == 0 and probe)
+            if t == 0 and probe:
                 vanished = vanishing_samples(maps, x_t, grad)
             if lagrangian:
                 c = self._violation(x_t, p0)
@@ -270,6 +336,7 @@ class IterativeAttack:
                 lam = self._weights(lam, c.detach(), g_obj, g_con)
                 grad = (lam[:, :1] * g_obj + lam[:, 1:] * g_con).view_as(x_t)
             x_t = x_t.detach()
+            finite &= all_finite(real_maps, grad)
             precision[t] = precision_at_k(clean, real_maps, self.k, backend=self.backend)
             x_next = projected_step(x_t, grad, x0, self.alpha, self.eps, step_norm=self.step_norm,
                                     norm=self.norm, lower=lower, upper=upper, backend=self.backend)
@@ -278,4 +345,11 @@ class IterativeAttack:
                 x_next = torch.where(self._view(active, x0), x_next, x_t)
             steps_run += active
             x_t = x_next
-        return self._finish(x_t, y, clean, precision, pred0, steps_run), vanished
+        result = self._finish(x_t, y, clean, precision, pred0, steps_run)
+        assert result.adv_maps is not None  # _finish always records them
+        return result, vanished, finite & all_finite(result.adv_maps)
+
+
+def _owner(cls: type, name: str) -> type:
+    """The class of ``cls``'s MRO that defines attribute ``name``."""
+    return next(c for c in cls.__mro__ if name in vars(c))

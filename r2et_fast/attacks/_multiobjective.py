@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import torch
 
+from r2et_fast._validation import trusted_values
 from r2et_fast.attacks._base import AttackResult
-from r2et_fast.attacks._iterative import IterativeAttack
-from r2et_fast.attacks._vanishing import input_grad, vanishing_samples
+from r2et_fast.attacks._iterative import IterativeAttack, all_finite, raise_unless_finite
+from r2et_fast.attacks._vanishing import input_grad, probe_vanishing, vanishing_samples
 from r2et_fast.ops.attacks import projected_step
 from r2et_fast.ops.ranking import precision_at_k
 from r2et_fast.ops.regularizers import topk_pair_gap
@@ -47,10 +48,11 @@ class MultiObjectiveERAttack:
         steps: maximum iterations. pairs / n_pairs: "anchor" (default, N = k) or "mm".
         armijo_c: sufficient-decrease constant; critical_tol: a sample whose min-norm direction
             is shorter than this is Pareto-critical and stops.
-        The prediction (of the real model) is kept: a trial point that changes it is rejected like
-        an Armijo failure. With ``surrogate_beta`` the directions *and* the Armijo test use the
-        surrogate's gaps (the real gaps of a piecewise-linear model are locally constant, so no
-        sufficient decrease could ever be seen); P@k and the returned maps are the real ones.
+
+    The prediction (of the real model) is kept: a trial point that changes it is rejected like
+    an Armijo failure. With ``surrogate_beta`` the directions *and* the Armijo test use the
+    surrogate's gaps (the real gaps of a piecewise-linear model are locally constant, so no
+    sufficient decrease could ever be seen); P@k and the returned maps are the real ones.
     """
 
     def __init__(self, model, *, k: int = 8, eps: float = 1.0, alpha: float = 0.05, steps: int = 50,
@@ -71,9 +73,19 @@ class MultiObjectiveERAttack:
         """Attack ``x`` at labels ``y`` (as for :meth:`IterativeAttack.__call__`)."""
         return self._base._guarded(x, y, self._attack, type(self).__name__)
 
-    def _attack(self, x: torch.Tensor, y: torch.Tensor) -> tuple[AttackResult, torch.Tensor]:
+    def _attack(self, x: torch.Tensor, y: torch.Tensor) -> tuple[AttackResult, torch.Tensor | None]:
+        x0, lower, upper, clean, pred0, _ = self._base._setup(x, y)
+        probe = probe_vanishing()  # asked before the steps' own trusted_values() below
+        # as IterativeAttack's: the steps read back only the line search's early exit
+        with trusted_values():
+            result, vanished, finite = self._steps(x0, y, lower, upper, clean, pred0, probe)
+        raise_unless_finite(finite, type(self).__name__)
+        return result, vanished
+
+    def _steps(self, x0: torch.Tensor, y: torch.Tensor, lower: torch.Tensor | None,
+               upper: torch.Tensor | None, clean: torch.Tensor, pred0: torch.Tensor, probe: bool
+               ) -> tuple[AttackResult, torch.Tensor | None, torch.Tensor]:
         b = self._base
-        x0, lower, upper, clean, pred0, _ = b._setup(x, y)
         surrogate = b._surrogate_attribution()
         _, hi, lo = topk_pair_gap(clean, b.k, self.pairs, "linear", self.n_pairs,
                                   return_indices=True, backend=b.backend)
@@ -88,7 +100,8 @@ class MultiObjectiveERAttack:
         precision = torch.empty(b.steps + 1, batch, dtype=clean.dtype, device=x0.device)
         active = torch.ones(batch, dtype=torch.bool, device=x0.device)
         steps_run = torch.zeros(batch, dtype=torch.int64, device=x0.device)
-        vanished = torch.zeros(batch, dtype=torch.bool, device=x0.device)
+        vanished = torch.zeros(batch, dtype=torch.bool, device=x0.device) if probe else None
+        finite = all_finite(clean)
         x_t = x0.clone()
         for t in range(b.steps):
             x_t.requires_grad_(True)
@@ -96,11 +109,13 @@ class MultiObjectiveERAttack:
             h = gaps(maps)
             count = h.shape[1]
             # the graph is kept after the last pair at the first step, for the vanishing check
-            grads = torch.stack([input_grad(h[:, p].sum(), x_t, retain_graph=p + 1 < count or t == 0)
+            keep = t == 0 and probe
+            grads = torch.stack([input_grad(h[:, p].sum(), x_t, retain_graph=p + 1 < count or keep)
                                  .flatten(1) for p in range(count)], dim=1)
-            if t == 0:
+            if t == 0 and probe:
                 vanished = vanishing_samples(maps, x_t, grads.flatten(1))
             x_t, h = x_t.detach(), h.detach()
+            finite &= all_finite(real_maps, grads)
             precision[t] = precision_at_k(clean, real_maps, b.k, backend=b.backend)
             d = -min_norm_point(grads, self.fw_iters)  # descends every gap (first order)
             d_sq = d.square().sum(dim=1)
@@ -108,9 +123,12 @@ class MultiObjectiveERAttack:
             length = torch.full((batch,), b.alpha, dtype=x0.dtype, device=x0.device)
             accepted = torch.zeros(batch, dtype=torch.bool, device=x0.device)
             x_new = x_t.clone()
-            for _ in range(self.backtracks + 1):
+            for attempt in range(self.backtracks + 1):
                 todo = active & ~accepted
-                if not bool(todo.any()):
+                # the early exit of the line search, its one host read per try after the first: a
+                # first try with no sample left to move changes nothing (no sample takes it), so it
+                # is not worth a read; a step where every sample accepts its first try reads once
+                if attempt > 0 and not bool(todo.any()):
                     break
                 moved_x = x_t + torch.where(todo, length, 0)[:, None].view(-1, *([1] * (x0.dim() - 1))) \
                     * d.view_as(x_t)
@@ -126,4 +144,6 @@ class MultiObjectiveERAttack:
                 length = torch.where(todo & ~ok, length / 2, length)
             steps_run += accepted
             x_t = x_new
-        return b._finish(x_t, y, clean, precision, pred0, steps_run), vanished
+        result = b._finish(x_t, y, clean, precision, pred0, steps_run)
+        assert result.adv_maps is not None  # _finish always records them
+        return result, vanished, finite & all_finite(result.adv_maps)

@@ -21,6 +21,14 @@ class MSEAttack(IterativeAttack):
     def _loss(self, maps, clean, state):
         return -(maps - clean).square().sum(dim=1)
 
+    def _fused_objective(self, clean, state):
+        return _distance_objective(clean)
+
+
+def _distance_objective(clean: torch.Tensor):
+    none = clean.new_empty((clean.shape[0], 0), dtype=torch.int64)
+    return "distance", none, none, "all", "linear"
+
 
 class TopKAttack(IterativeAttack):
     """Ghorbani et al.'s top-k attack: minimises the total attribution of T_k(x), with sign steps
@@ -34,6 +42,9 @@ class TopKAttack(IterativeAttack):
 
     def _loss(self, maps, clean, top):
         return maps.gather(1, top).sum(dim=1)
+
+    def _fused_objective(self, clean, top):
+        return "sum", top, top.new_empty((top.shape[0], 0)), "all", "linear"
 
 
 class AttributionPGD(IterativeAttack):
@@ -51,6 +62,9 @@ class AttributionPGD(IterativeAttack):
     def _loss(self, maps, clean, state):
         return -(maps - clean).square().sum(dim=1)  # same maximiser as the norm, smooth at 0
 
+    def _fused_objective(self, clean, state):
+        return _distance_objective(clean)
+
     def _attack(self, x, y):
         # the restarts run inside one guarded call: one eval-mode switch and at most one warning,
         # for the samples that no restart could move
@@ -62,7 +76,8 @@ class AttributionPGD(IterativeAttack):
                 result, stuck = super()._attack(x, y)
             finally:
                 self.seed = seed
-            vanished = stuck if vanished is None else vanished & stuck
+            # None: not probed (a trusted call; then no restart probes)
+            vanished = stuck if vanished is None or stuck is None else vanished & stuck
             dist = (result.adv_maps - result.clean_maps).norm(dim=1)
             if best is None:
                 best, best_dist = result, dist

@@ -12,6 +12,8 @@ import warnings
 
 import torch
 
+from r2et_fast._validation import values_trusted
+
 
 class VanishingGradientWarning(UserWarning):
     """An attack's gradient is exactly zero for some samples, so it cannot move them."""
@@ -24,6 +26,14 @@ def input_grad(objective: torch.Tensor, x: torch.Tensor, retain_graph: bool = Fa
         return torch.zeros_like(x)
     (grad,) = torch.autograd.grad(objective, x, retain_graph=retain_graph, allow_unused=True)
     return torch.zeros_like(x) if grad is None else grad
+
+
+def probe_vanishing() -> bool:
+    """Whether an attack call probes for vanishing gradients: not where the caller trusts the
+    values (the Trainer's batches after the first of an epoch, AT's inner attack), since the probe
+    and its warning read back to the host once per call. Asked before the call's steps, which run
+    under their own ``trusted_values()``."""
+    return not values_trusted()
 
 
 def vanishing_samples(maps: torch.Tensor, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
@@ -44,8 +54,11 @@ def vanishing_samples(maps: torch.Tensor, x: torch.Tensor, grad: torch.Tensor) -
     return zero & (jac.flatten(1).abs().amax(dim=1) == 0)
 
 
-def warn_vanishing(vanished: torch.Tensor, attack: str, stacklevel: int) -> None:
-    """One :class:`VanishingGradientWarning` for a call, saying how many samples, why and what to do."""
+def warn_vanishing(vanished: torch.Tensor | None, attack: str, stacklevel: int) -> None:
+    """One :class:`VanishingGradientWarning` for a call, saying how many samples, why and what to do
+    (``vanished`` None: the call did not probe, see :func:`probe_vanishing`)."""
+    if vanished is None:
+        return
     count = int(vanished.sum())
     if count == 0:
         return

@@ -37,7 +37,7 @@ class _Net:
         return self.weights, self.biases, self.kinds, self.params
 
 
-def _recognised(model: object, z: torch.Tensor, target: torch.Tensor | None) -> _Net | None:
+def recognised_net(model: object, z: torch.Tensor, target: torch.Tensor | None) -> _Net | None:
     if z.device.type != "cpu" or z.is_meta or z.dim() < 2 or z.shape[0] == 0:
         return None
     if target is not None and (target.dtype != torch.int64 or tuple(target.shape) != (z.shape[0],)
@@ -53,7 +53,7 @@ def _recognised(model: object, z: torch.Tensor, target: torch.Tensor | None) -> 
 def fused_saliency(model: object, z: torch.Tensor, target: torch.Tensor | None, score: str
                    ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """(ds/dz, target) of ``model`` at ``z`` by the fused op, or None where it does not apply."""
-    net = _recognised(model, z, target)
+    net = recognised_net(model, z, target)
     if net is None:
         return None
     _, grad, explained = fused_mlp_saliency(z.detach().reshape(z.shape[0], -1), target, *net.args(), score)
@@ -83,7 +83,7 @@ class FusedSaliencyMap(torch.autograd.Function):
 def fused_input_saliency(model: object, z: torch.Tensor, target: torch.Tensor | None, score: str
                          ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """(ds/dz differentiable w.r.t. z only, target), or None where the fused op does not apply."""
-    net = _recognised(model, z, target)
+    net = recognised_net(model, z, target)
     if net is None:
         return None
     grad, explained = FusedSaliencyMap.apply(z.reshape(z.shape[0], -1), target, net, score)

@@ -117,6 +117,12 @@ def autograd_gradients() -> Iterator[None]:
         _AUTOGRAD_ONLY.reset(token)
 
 
+def fast_paths_allowed() -> bool:
+    """False inside :func:`autograd_gradients`: the fast paths elsewhere (the attacks' fused loop)
+    decline there too."""
+    return not _AUTOGRAD_ONLY.get()
+
+
 def register_fast_input_gradient(fn: FastGradient) -> None:
     """Like ``register_fast_gradient``, for ``create_graph`` gradients inside ``input_gradients_only``:
     ``fn`` returns a gradient differentiable w.r.t. z (not the model's parameters), or None."""

@@ -94,6 +94,15 @@ def _fused_mlp(x, y, weights, biases, layers, layer_params, *_options_then_input
             [b.new_empty(b.shape) for b in biases], x.new_empty(x.shape if input_grad else (0,)))
 
 
+def _fused_attack(x0, x_start, target, pred0, clean, hi, lo, lower, upper, probe, weights, biases, layers,
+                  layer_params, score, abs, objective, pairs, transform, k, eps, alpha, steps,  # noqa: A002
+                  *_norms_then_early_stop):
+    batch = x0.shape[0]
+    flags = x0.new_empty(batch, dtype=torch.bool)
+    return (x0.new_empty(x0.shape), x0.new_empty((steps + 1, batch)), x0.new_empty(batch, dtype=torch.int64),
+            x0.new_empty(x0.shape), flags, x0.new_empty(batch, dtype=torch.bool))
+
+
 def _fused_saliency(x, target, predict, weights, biases, layers, layer_params, score):
     return (x.new_empty((x.shape[0], weights[-1].shape[0])), x.new_empty(x.shape),
             target.new_empty(target.shape))
@@ -120,6 +129,8 @@ OPS: tuple[Op, ...] = (
     # detached: the forward and backward passes of an MLP at x, for explanations without a graph
     Op("fused_mlp_saliency", "fused", _fused_saliency),
     Op("fused_mlp_saliency_vjp", "fused", lambda x, *_rest: x.new_empty(x.shape)),
+    # detached: every step of an explanation attack on an MLP (the attacks' fast path)
+    Op("fused_mlp_attack", "fused_attack", _fused_attack),
 )
 
 _BY_NAME = {op.name: op for op in OPS}
