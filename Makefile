@@ -9,7 +9,7 @@ CUDA_HOME ?= $(shell sh scripts/find_cuda_home.sh)
 CUDA_ARCH ?= 9.0
 CSRC := $(shell find csrc -type f) setup.py pyproject.toml
 
-.PHONY: env run demo test fuzz lint cuda-check gpu-check bench clean
+.PHONY: env run demo test fuzz lint docs cuda-check gpu-check bench clean
 
 $(VENV)/.deps: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ lint: $(VENV)/.deps
 
 test: env lint
 	$(PY) -m pytest -q
+
+# The documentation site (mkdocs.yml, docs/): warnings are errors; offline; output in build/site.
+docs: env
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -f mkdocs.yml -d build/site
 
 # The deep fuzz profile: 10,000 Hypothesis examples per native-vs-twin test, per fused-objective
 # agreement test and per sound-bound soundness test (2,500 for the CNN one; not run by CI).

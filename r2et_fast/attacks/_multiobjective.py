@@ -48,10 +48,11 @@ class MultiObjectiveERAttack:
         steps: maximum iterations. pairs / n_pairs: "anchor" (default, N = k) or "mm".
         armijo_c: sufficient-decrease constant; critical_tol: a sample whose min-norm direction
             is shorter than this is Pareto-critical and stops.
-        The prediction (of the real model) is kept: a trial point that changes it is rejected like
-        an Armijo failure. With ``surrogate_beta`` the directions *and* the Armijo test use the
-        surrogate's gaps (the real gaps of a piecewise-linear model are locally constant, so no
-        sufficient decrease could ever be seen); P@k and the returned maps are the real ones.
+
+    The prediction (of the real model) is kept: a trial point that changes it is rejected like
+    an Armijo failure. With ``surrogate_beta`` the directions *and* the Armijo test use the
+    surrogate's gaps (the real gaps of a piecewise-linear model are locally constant, so no
+    sufficient decrease could ever be seen); P@k and the returned maps are the real ones.
     """
 
     def __init__(self, model, *, k: int = 8, eps: float = 1.0, alpha: float = 0.05, steps: int = 50,

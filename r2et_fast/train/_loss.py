@@ -39,14 +39,15 @@ class R2ETLoss(nn.Module):
         method: one of :func:`loss_methods` — ``"r2et"`` (default), ``"r2et_noh"``, ``"r2et_mm"``,
             ``"r2et_mm_noh"``, ``"est_h"``, ``"exact_h"``, ``"ssr"``, ``"at"`` (CE at an inner
             ERAttack's point) or ``"vanilla"`` (CE alone, for comparisons).
-        k, lambda_gap, lambda_hess, lambda_reg, kappa, transform, n_pairs, adaptive, score, engine,
-        backend, at_eps, at_alpha, at_steps, exact_h_max_features: the method's hyper-parameters,
-            with the meanings and defaults of :class:`~r2et_fast.train.TrainConfig`. ``lambda_gap``
-            weighs the *mean* pair gap (the trainer's scaling).
         pairs: the pair selection of the R2ET family's G_k ("all", "anchor", "mm"); None = the
             method's own ("all" for r2et, "mm" for r2et_mm).
         device: where the loss is computed (default: the model's device; given, a module model
             is moved there). ``x`` and ``y`` move there at each call; the loss is there.
+
+    The other keyword arguments (k, lambda_gap, lambda_hess, lambda_reg, kappa, transform, n_pairs,
+    adaptive, score, engine, backend, at_eps, at_alpha, at_steps, exact_h_max_features) are the
+    method's hyper-parameters, with the meanings and defaults of :class:`~r2et_fast.train.TrainConfig`.
+    ``lambda_gap`` weighs the *mean* pair gap (the trainer's scaling).
 
     Calling it with ``(model, x, y)`` returns the scalar loss (with its graph: ``loss.backward()``
     gives the parameter gradients); :attr:`parts` holds the last call's detached terms (ce, gap,
