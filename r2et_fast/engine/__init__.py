@@ -3,9 +3,11 @@
 ``engine=`` names the algorithm, everywhere it is accepted (``TrainConfig``, the regulariser
 functions, the CLI): ``"autograd"`` (separate double-backprop passes), ``"batched"`` (x and
 x + kappa v in one pass over 2B rows), ``"fused"`` (MLPs only: the R2ET and Est-H objectives and
-their parameter gradients from one fused op, :func:`fused_objective`; not yet picked by ``auto``)
-or ``"auto"`` (picked per model and device: autograd on a CPU, batched on CUDA for models without
-train-mode BatchNorm). New engines register with :func:`register_engine`; ``auto`` consults them
+their parameter gradients from one fused op, :func:`fused_objective`) or ``"auto"`` (picked per
+model and device: fused for every MLP it recognises on a CPU, else autograd there; batched on CUDA
+for models without train-mode BatchNorm). The same recognised MLPs get their detached
+explanations from :func:`fused_saliency` and their attacks' steps from the fused attack loop
+(``engine._fused_attack``). New engines register with :func:`register_engine`; ``auto`` consults them
 by priority, so an engine specialised for some models takes over exactly where it applies. The
 ops ``backend`` (native kernel vs reference twin) is a separate, independent choice.
 """
