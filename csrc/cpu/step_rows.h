@@ -13,8 +13,9 @@ namespace cpu {
 // null). One pass for the step norm, one for the ball norm, one to write; o must not alias x, d
 // or x0 (it holds the offset in between).
 template <typename T>
-void projected_step_row(const T* x, const T* d, const T* x0, const T* lo, const T* hi, int64_t n, double alpha,
-                        double eps, bool step_l2, bool ball_l2, T* o) {
+void projected_step_row(const T* __restrict__ x, const T* __restrict__ d, const T* __restrict__ x0,
+                        const T* __restrict__ lo, const T* __restrict__ hi, int64_t n, double alpha, double eps,
+                        bool step_l2, bool ball_l2, T* __restrict__ o) {
   double step_scale = alpha;  // l2: alpha / ||d||
   if (step_l2) {
     double s = 0;
