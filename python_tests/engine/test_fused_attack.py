@@ -285,3 +285,29 @@ def test_bad_input_names_the_argument(backend, change, message):
     args.update(change(args))
     with pytest.raises((ValueError, TypeError, RuntimeError), match=message):
         fused_mlp_attack(**args, backend=backend)
+
+
+@pytest.mark.parametrize("objective", ["pair_gap", "distance"])
+def test_every_device_against_the_twin(device, objective):
+    """The op on each device's kernel (CPU: the blocked loop; CUDA: the composite of the device's
+    kernels) against the twin, float64, with early stop and the box."""
+    args = _op_args(steps=6)
+    if objective == "distance":
+        args.update(objective="distance", hi=args["lo"], early_stop=False, norm="l2")
+    else:
+        args.update(lower=torch.full((10,), -2.5, dtype=torch.float64),
+                    upper=torch.full((10,), 2.5, dtype=torch.float64))
+    twin = fused_mlp_attack(**args, backend="reference")
+    def to(value):
+        if isinstance(value, list):
+            return [to(v) for v in value]
+        return value.to(device) if isinstance(value, torch.Tensor) else value
+
+    moved = {key: to(value) for key, value in args.items()}
+    got = fused_mlp_attack(**moved, backend="native")
+    for a, b in zip(got, twin):
+        assert a.device.type == device
+        if a.is_floating_point():
+            torch.testing.assert_close(a.cpu(), b, rtol=1e-9, atol=1e-9)
+        else:
+            assert torch.equal(a.cpu(), b)
