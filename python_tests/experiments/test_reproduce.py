@@ -36,10 +36,23 @@ def test_quick_reproduce(tmp_path, capsys):
         ("vanilla", 4, None), ("vanilla", 8, None), ("r2et", 4, None), ("r2et", 8, None),
         ("r2et_mm", 8, 2), ("r2et_mm", 8, 4)}
     assert all(0.0 <= r["precision_at_k_erattack"] <= 1.0 for r in entry["k_grid"])
+    # the budget curves: quick's grid of eps multiples (COMPAS: eps = 1), both attacks, every method
+    curves = entry["budget_curves"]
+    assert curves["eps"] == [1 / 16, 1 / 2, 4.0] and set(curves["methods"]) == set(entry["table1"])
+    for method, row in entry["table1"].items():
+        for key in ("precision_at_k_erattack", "precision_at_k_mse"):
+            lo, hi = row[key]["ci95"]  # the bootstrap interval holds the mean (one seed)
+            assert 0.0 <= lo <= row[key]["mean"] <= hi <= 1.0
+            assert 0.0 <= row[f"auc_{key}"]["mean"] <= 1.0 and len(curves["methods"][method][key]) == 3
+    assert {(c["baseline"], c["metric"]) for c in entry["claims"]} == {
+        (b, m) for b in ("vanilla", "est_h") for m in ("precision_at_k_erattack", "precision_at_k_mse")}
+    assert all(c["verdict"] in ("supported", "not supported", "undecided") for c in entry["claims"])
     report = (out / "report.md").read_text()
+    assert "eps-AUC ERAttack" in report and "higher than Vanilla's: **" in report
     assert "### Table 1" in report and "| R2ET |" in report and "SmoothGrad" in report
     pngs = sorted(out.glob("*.png"))
-    assert len(pngs) == 5 and all(p.stat().st_size > 1000 for p in pngs)
+    assert len(pngs) == 6 and all(p.stat().st_size > 1000 for p in pngs)
+    assert (out / "compas_budget.png").is_file()
     assert all(f"]({p.name})" in report for p in pngs)
     # a second run reuses every cached model and evaluation and gives the same results
     before = (out / "results.json").read_text()

@@ -144,12 +144,34 @@ def _case_graphs(plt, name: str, cases: dict, out: Path) -> str:
     return _save(fig, out / f"{name}_case_study.png")
 
 
+_ATTACKS = {"precision_at_k_erattack": "ERAttack", "precision_at_k_mse": "the MSE attack"}
+
+
+def budget_figure(plt, name: str, curves: dict):
+    """P@k vs eps (log axis) under each attack, one line (colour and marker) per method."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, (key, attack) in zip(axes, _ATTACKS.items()):
+        for i, (method, row) in enumerate(curves["methods"].items()):
+            ax.plot(curves["eps"], row[key], marker=MARKERS[i % len(MARKERS)],
+                    color=colours[i % len(colours)], label=METHOD_LABELS[method])
+        ax.axvline(curves["eps"][0] / curves["multipliers"][0], color="grey", ls=":", lw=1)  # Table 1's eps
+        ax.set_xscale("log")
+        ax.set(xlabel="eps (l-inf radius)", title=f"{attack.removeprefix('the ')}, {curves['steps']} steps")
+    axes[0].set_ylabel("P@k")
+    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    fig.suptitle(f"{name}: P@k vs attack budget")
+    return fig
+
+
 def write_figures(results: dict, out: Path) -> dict[str, list[str]]:
     """PNG figures per data set; returns data set -> file names."""
     plt = _plt()
     figures: dict[str, list[str]] = {}
     for name, entry in results["datasets"].items():
         paths = [_tradeoff(plt, name, entry, out)]
+        if entry.get("budget_curves"):
+            paths.append(_save(budget_figure(plt, name, entry["budget_curves"]), out / f"{name}_budget.png"))
         paths += [_correlation(plt, name, m, c, out) for m, c in entry.get("correlation", {}).items()]
         if entry.get("constrained"):
             paths.append(_constrained(plt, name, entry["constrained"], out))
@@ -163,7 +185,10 @@ def write_figures(results: dict, out: Path) -> dict[str, list[str]]:
 
 
 def _fmt(stat: dict) -> str:
-    return f"{stat['mean']:.4f} ± {stat['std']:.4f}" if stat["std"] else f"{stat['mean']:.4f}"
+    text = f"{stat['mean']:.4f} ± {stat['std']:.4f}" if stat["std"] else f"{stat['mean']:.4f}"
+    if "ci95" in stat:  # the bootstrap interval over test samples
+        text += " [{:.3f}, {:.3f}]".format(*stat["ci95"])
+    return text
 
 
 def _num(value) -> str:
@@ -171,14 +196,38 @@ def _num(value) -> str:
 
 
 def _table1(entry: dict) -> list[str]:
-    lines = ["| method | cAUC | P@k ERAttack | P@k MSE | aAUC (ERAttack) | selected |",
-             "|---|---:|---:|---:|---:|---|"]
+    keys: tuple[str, ...] = ("cauc", "precision_at_k_erattack", "precision_at_k_mse", "aauc")
+    head = "| method | cAUC | P@k ERAttack | P@k MSE | aAUC (ERAttack) |"
+    if entry.get("budget_curves"):  # the budget-free summaries: areas under the P@k-vs-eps curves
+        keys += ("auc_precision_at_k_erattack", "auc_precision_at_k_mse")
+        head += " eps-AUC ERAttack | eps-AUC MSE |"
+    lines = [head + " selected |", "|---|" + "---:|" * len(keys) + "---|"]
     for method, row in entry["table1"].items():
-        keys = ("cauc", "precision_at_k_erattack", "precision_at_k_mse", "aauc")
         chosen = entry.get("selected", {}).get(method)
         picked = ", ".join(f"{v:g}" for v in chosen) if chosen else "–"
         lines.append(f"| {METHOD_LABELS[method]} | " + " | ".join(_fmt(row[key]) for key in keys)
                      + f" | {picked} |")
+    return lines
+
+
+def _notes(entry: dict) -> list[str]:
+    """What Table 1's brackets and eps-AUC columns are, and the verdicts of the paper's claims."""
+    lines = []
+    boot = entry.get("bootstrap", {})
+    if boot.get("resamples"):
+        lines += ["", f"Brackets: {100 * boot['level']:g} % percentile bootstrap interval of the mean over "
+                  f"test samples ({boot['resamples']} resamples, seed {boot['seed']})."]
+    curves = entry.get("budget_curves")
+    if curves:
+        grid = ", ".join(f"{e:g}" for e in curves["eps"])
+        lines += ["", f"eps-AUC: area under P@k vs eps ({grid}), a trapezoid over log eps divided by the "
+                  f"log-range (the curve's mean on a log axis), {curves['steps']} steps per radius, "
+                  f"{curves['samples']} test samples of each seed's split (mean over seeds)."]
+    if entry.get("claims"):
+        lines += ["", "### The paper's claims (paired bootstrap over test samples, 95 %)", ""]
+        lines += [f"- {METHOD_LABELS[c['method']]}'s P@k under {_ATTACKS[c['metric']]} is higher than "
+                  f"{METHOD_LABELS[c['baseline']]}'s: **{c['verdict']}** (difference {c['difference']:+.4f}, "
+                  "[{:+.4f}, {:+.4f}])".format(*c["ci"]) for c in entry["claims"]]
     return lines
 
 
@@ -195,6 +244,7 @@ def render_report(results: dict, figures: dict[str, list[str]]) -> str:
                   "value of the method's grid parameter chosen on the validation split (per seed).", "",
                   "### Table 1", "", *_table1(entry)]
         lines += [f"\n{METHOD_LABELS[m]}: not trained — {why}" for m, why in entry.get("refused", {}).items()]
+        lines += _notes(entry)
         if entry.get("variants"):
             lines += ["", "### Table 1 with SmoothGrad and IG explanations (P@k under ERAttack on them)", "",
                       "| method | SmoothGrad | IG |", "|---|---:|---:|"]

@@ -90,7 +90,7 @@ IMAGE_GRID: dict[str, tuple[str, tuple[float, ...]]] = {
 }
 # Study sizes for images and graphs (each attack step is a double backprop through a CNN / GCN).
 COSTLY_CAPS = {"selection_steps": 20, "variant_steps": 20, "smoothgrad_samples": 4, "ig_steps": 4,
-               "thickness_samples": 8, "thickness_path": 5}
+               "thickness_samples": 8, "thickness_path": 5, "budget_steps": 20}
 GRAPH_GRID: dict[str, tuple[str, tuple[float, ...]]] = {"r2et": ("lambda_gap", (0.3, 1.0))}
 
 SPECS: dict[str, DatasetSpec] = {name: _tabular(name) for name in DATASETS}

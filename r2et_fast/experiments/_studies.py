@@ -1,6 +1,7 @@
 """The per-model studies of `r2et-fast reproduce` (docs/spec.md §5, §6, §9): Table 1 (ERAttack and
-the MSE attack), its SmoothGrad and IG variants, faithfulness, the correlation of thickness and
-Hessian norm with the manipulation epoch, constrained attacks and the case study.
+the MSE attack), the budget curves (P@k vs eps), Table 1's SmoothGrad and IG variants,
+faithfulness, the correlation of thickness and Hessian norm with the manipulation epoch,
+constrained attacks and the case study.
 
 Each takes the model, the data, the data set's protocol (``DatasetSpec``), the resolved attack
 budget and the ``ReproduceConfig``, and returns a JSON-ready result (cached by ``reproduce``).
@@ -20,6 +21,7 @@ from r2et_fast import regularizers
 from r2et_fast.attacks import ERAttack, MSEAttack
 from r2et_fast.datasets import Split
 from r2et_fast.experiments._specs import DatasetSpec
+from r2et_fast.experiments._summary import log_eps_auc
 from r2et_fast.experiments.protocol import data_box, explain_targets
 from r2et_fast.explain import AdjacencyGradXInput, IntegratedGradients, Saliency, SmoothGrad
 from r2et_fast.explain._score import TRAINING_SCORE
@@ -74,13 +76,38 @@ def run_attack(attack_cls, model, data, spec, b: Budget, cfg, x, y, **kw):
 
 
 def evaluate(model, data, spec, b: Budget, cfg) -> dict:
+    """Table 1's scores; ``per_sample`` holds each test sample's P@k, for the bootstrap intervals."""
     x, y = eval_samples(data, cfg, spec=spec)
     er = run_attack(ERAttack, model, data, spec, b, cfg, x, y)
     mse = run_attack(MSEAttack, model, data, spec, b, cfg, x, y)
     return {"cauc": prediction_auc(model, x, y), "aauc": prediction_auc(model, er.x_adv, y),
             "precision_at_k_erattack": er.final_precision_at_k.double().mean().item(),
             "precision_at_k_mse": mse.final_precision_at_k.double().mean().item(),
-            "aauc_mse": prediction_auc(model, mse.x_adv, y)}
+            "aauc_mse": prediction_auc(model, mse.x_adv, y),
+            "per_sample": {"precision_at_k_erattack": er.final_precision_at_k.double().tolist(),
+                           "precision_at_k_mse": mse.final_precision_at_k.double().tolist()}}
+
+
+def curve_budgets(b: Budget, cfg) -> list[Budget]:
+    """One budget per multiplier of the protocol's eps: ``cfg.budget_steps`` steps (at most Table 1's,
+    so a point never costs more than its attack) whose length scales with the radius, so every
+    point's path is as long relative to its ball as Table 1's."""
+    short = b.scaled(min(cfg.budget_steps, b.steps))
+    return [dataclasses.replace(short, eps=b.eps * m, alpha=short.alpha * m) for m in cfg.eps_multipliers]
+
+
+def budget_curve(model, data, spec, b: Budget, cfg) -> dict:
+    """Mean P@k under ERAttack and the MSE attack at each eps of the grid, and each curve's area
+    (``_summary.log_eps_auc``)."""
+    x, y = eval_samples(data, cfg, cfg.budget_samples, spec)
+    budgets = curve_budgets(b, cfg)
+    out: dict = {"multipliers": list(cfg.eps_multipliers), "eps": [c.eps for c in budgets],
+                 "steps": budgets[0].steps if budgets else 0, "samples": len(x)}
+    for key, attack_cls in (("precision_at_k_erattack", ERAttack), ("precision_at_k_mse", MSEAttack)):
+        out[key] = [run_attack(attack_cls, model, data, spec, c, cfg, x, y).final_precision_at_k.double()
+                    .mean().item() for c in budgets]
+        out[f"auc_{key}"] = log_eps_auc(out["eps"], out[key])
+    return out
 
 
 def variants(model, data, spec, b: Budget, cfg) -> dict:

@@ -2,7 +2,9 @@
 each method's grid on the validation split, or the cached runs), attack the test split with
 ERAttack and the MSE attack, and write ``results.json`` and ``report.md`` with figures.
 
-Per data set the report holds Table 1 (mean ± std over seeds), the SmoothGrad and IG variants of
+Per data set the report holds Table 1 (mean ± std over seeds, 95 % bootstrap intervals over test
+samples, the areas under the budget curves), the paired verdicts of the paper's claims, the budget
+curves (P@k vs eps), the SmoothGrad and IG variants of
 Table 1, the correlation study (Hessian norm, thickness, manipulation epoch), constrained attacks
 (P@k vs sensitivity per handler), the accuracy–robustness trade-off, the k / k' grid (first data set)
 and faithfulness. Interrupted runs resume: training from its checkpoints, every evaluation from
@@ -17,12 +19,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from r2et_fast import _distributed
 from r2et_fast._io import save_json
 from r2et_fast.datasets import Split
+from r2et_fast.experiments import _summary as summary
 from r2et_fast.experiments._cache import cached, data_key, model_key, train_or_load
 from r2et_fast.experiments._report import render_report, write_figures
 from r2et_fast.experiments._specs import DatasetSpec, get_spec
@@ -30,6 +32,7 @@ from r2et_fast.experiments._studies import (
     Budget,
     attack_box,
     attacked_explainer,
+    budget_curve,
     case_study,
     constrained,
     correlation,
@@ -37,6 +40,7 @@ from r2et_fast.experiments._studies import (
     faithfulness,
     variants,
 )
+from r2et_fast.experiments._summary import PER_SAMPLE
 from r2et_fast.experiments.protocol import AttackConfig, Candidate, select_model
 from r2et_fast.metrics import prediction_auc
 from r2et_fast.train import METHODS, TrainConfig, load_model
@@ -76,11 +80,26 @@ class ReproduceConfig:
     k_grid: tuple[int, ...] = (4, 8, 12)
     k_grid_on: str | None = None  # data set of the k / k' study (None: COMPAS if run, else the first)
     n_pairs_grid: tuple[int, ...] = (2, 4, 8)
+    # Budget curves: P@k at each multiple of the protocol's eps (geometric, from "almost nothing
+    # changes" to "everything changes"; () switches them off), in budget_steps steps each (at most
+    # Table 1's).
+    eps_multipliers: tuple[float, ...] = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0, 2.0, 4.0)
+    budget_steps: int = 100
+    budget_samples: int = 500
+    bootstrap_resamples: int = 1000   # percentile intervals over test samples (0: none)
+    bootstrap_seed: int = 0
     constraints: tuple[str, ...] = ("none", "early_stop", "gda", "hedge", "qp", "fixed")
     backend: str | None = None
     engine: str = "auto"               # TrainConfig.engine of every trained model
     explain_target: str = "predicted"  # the class whose explanation is attacked ("label": authors')
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        m = self.eps_multipliers
+        if m and (len(m) < 2 or m[0] <= 0 or not all(a < b for a, b in zip(m, m[1:]))):
+            raise ValueError(f"eps_multipliers must be () or >= 2 increasing positive values, got {m!r}")
+        if self.budget_steps < 1 or self.budget_samples < 1 or self.bootstrap_resamples < 0:
+            raise ValueError("budget_steps and budget_samples must be >= 1, bootstrap_resamples >= 0")
 
     @classmethod
     def quick_defaults(cls, **overrides) -> ReproduceConfig:
@@ -88,7 +107,8 @@ class ReproduceConfig:
             quick=True, epochs=2, steps=20, max_train=1500, max_test=150, selection_steps=10,
             selection_samples=100, correlation_samples=40, thickness_samples=4, thickness_path=4,
             faithfulness_samples=40, variant_samples=40, variant_steps=5, smoothgrad_samples=4,
-            ig_steps=4, k_grid=(4, 8), n_pairs_grid=(2, 4))
+            ig_steps=4, k_grid=(4, 8), n_pairs_grid=(2, 4), eps_multipliers=(1 / 16, 1 / 2, 4.0),
+            budget_steps=10, budget_samples=40)
         base.update(overrides)
         return cls(**base)
 
@@ -109,6 +129,8 @@ def _subset(data: Split, cfg: ReproduceConfig) -> Split:
 # The ReproduceConfig fields each cached study reads, beyond its model, budget and protocol.
 STUDY_FIELDS = {
     "evaluation": ("max_test", "backend", "explain_target"),
+    "budget_curve": ("max_test", "eps_multipliers", "budget_steps", "budget_samples", "backend",
+                     "explain_target"),
     "selection": ("selection_threshold", "selection_steps", "selection_samples", "backend", "explain_target"),
     "variants": ("max_test", "variant_samples", "variant_steps", "smoothgrad_samples", "ig_steps", "backend",
                  "explain_target"),
@@ -202,11 +224,6 @@ def _vanilla_auc(data, spec, b: Budget, cfg, root: Path, trained_on: dict, seed:
     return prediction_auc(model, data.x_val, data.y_val)
 
 
-def _mean_std(values: list[float]) -> dict:
-    arr = np.asarray(values, dtype=float)
-    return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0}
-
-
 def _dataset(name: str, cfg: ReproduceConfig, out: Path, progress: bool) -> dict:
     """One data set's entry of ``results.json``. Under a torchrun launch the methods of each seed
     (and then their studies) are split over the ranks: each trains, selects, attacks and studies
@@ -219,6 +236,7 @@ def _dataset(name: str, cfg: ReproduceConfig, out: Path, progress: bool) -> dict
     chosen: dict = {}
     seed0: dict = {}
     refused: dict = {}
+    curve_records: dict = {}
     for seed in range(cfg.seeds):
         data = _subset(spec.load(seed), cfg)
         root = out / "runs" / name / f"seed{seed}"
@@ -237,26 +255,39 @@ def _dataset(name: str, cfg: ReproduceConfig, out: Path, progress: bool) -> dict
                 if "refusing" not in str(err):
                     raise
                 return {"refused": str(err)}
-            scores = cached(run / "evaluation.json", _key("evaluation", spec, cfg, mkey, b),
+            # ``record``: evaluations cached before they kept the per-sample P@k are recomputed
+            scores = cached(run / "evaluation.json",
+                            _key("evaluation", spec, cfg, mkey, b, record="per_sample"),
                             partial(evaluate, model, data, spec, b, cfg))
-            return {"scores": scores, "selection": selection, "run": str(run), "mkey": mkey}
+            curve = None
+            if cfg.eps_multipliers:
+                curve = cached(run / "budget_curve.json", _key("budget_curve", spec, cfg, mkey, b),
+                               partial(budget_curve, model, data, spec, b, cfg))
+            return {"scores": scores, "curve": curve, "selection": selection, "run": str(run), "mkey": mkey}
 
         bar = partial(tqdm, desc=f"{name} seed {seed}", disable=not progress)
         for method, record in zip(cfg.methods, _distributed.map_items(cfg.methods, one, progress=bar)):
             if "refused" in record:
                 refused[method] = record["refused"]
                 continue
-            per_method.setdefault(method, []).append(record["scores"])
+            scores = dict(record["scores"])
+            if record["curve"] is not None:  # the curves' areas: budget-free columns of Table 1
+                curve_records.setdefault(method, []).append(record["curve"])
+                scores.update({f"auc_{key}": record["curve"][f"auc_{key}"] for key in PER_SAMPLE})
+            per_method.setdefault(method, []).append(scores)
             selection = record["selection"]
             if selection is not None:
                 chosen.setdefault(method, []).append(
                     next(r["config"][selection["param"]] for r in selection["candidates"] if r.get("chosen")))
             if seed == 0:
                 seed0[method] = (Path(record["run"]), data, record["mkey"])
-    table = {m: {key: _mean_std([s[key] for s in runs]) for key in runs[0]} for m, runs in per_method.items()}
-    entry: dict = {"budget": dataclasses.asdict(b), "modality": spec.modality, "table1": table,
-                   "selected": chosen, "refused": refused, "variants": {}, "faithfulness": {},
-                   "correlation": {}}
+    boot = (cfg.bootstrap_resamples, cfg.bootstrap_seed)
+    entry: dict = {"budget": dataclasses.asdict(b), "modality": spec.modality,
+                   "table1": summary.table1(per_method, *boot), "claims": summary.claims(per_method, *boot),
+                   "bootstrap": {"resamples": cfg.bootstrap_resamples, "seed": cfg.bootstrap_seed,
+                                 "level": 0.95},
+                   "budget_curves": summary.curves(curve_records), "selected": chosen, "refused": refused,
+                   "variants": {}, "faithfulness": {}, "correlation": {}}
 
     def studies(m: str) -> dict:
         run, data, mkey = seed0[m]
