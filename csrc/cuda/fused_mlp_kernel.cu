@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ops/fused_attack.h"
 #include "ops/fused_mlp.h"
 
 namespace r2et_fast {
