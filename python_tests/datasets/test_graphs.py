@@ -22,6 +22,7 @@ from r2et_fast.datasets.graphs import (
     parse_sdf,
 )
 from r2et_fast.datasets.split import Split
+from r2et_fast.experiments._specs import get_spec
 from r2et_fast.graph_encoding import adjacency_to_triangle
 
 scipy_io = pytest.importorskip("scipy.io")
@@ -85,6 +86,27 @@ def test_bzr_counts_and_weights():
         assert torch.all(adj[g, mols[g].n_atoms:] == 0)  # padding nodes are isolated
     assert mols[0].name == "Adinazolam" and mols[0].properties["ACTIVITY"] == "6.87" and labels[0] == 0
     assert mols[0].atoms[-1] == "Cl"
+
+
+def test_bzr_margin_leaves_out_the_band_around_the_cut():
+    # margin 0 is the plain cut; margin 0.5 around the median 7.8 is the bzr experiment's task
+    adj0, lab0 = load_bzr(margin=0.0)
+    adj, lab = load_bzr()
+    assert torch.equal(adj0, adj) and torch.equal(lab0, lab)
+    pic50 = torch.tensor([float(m.properties["ACTIVITY"]) for m in load_bzr_molecules()], dtype=torch.float64)
+    assert float(pic50.median()) == 7.8
+    adj, lab = load_bzr(activity_cut=7.8, margin=0.5)
+    keep = (pic50 < 7.3) | (pic50 >= 8.3)
+    assert adj.shape == (102, 29, 29) and int(keep.sum()) == 102  # N stays the largest of all 163
+    assert int(lab.sum()) == 48 and torch.equal(lab, (pic50[keep] >= 8.3).long())
+    assert torch.equal(adj, load_bzr()[0][keep])
+    with pytest.raises(ValueError, match="margin"):
+        load_bzr(margin=-0.1)
+    with pytest.raises(ValueError, match="both classes"):
+        load_bzr(activity_cut=7.0, margin=2.5)  # 7.0 +- 2.5 leaves no molecule of pIC50 >= 9.5
+    split = get_spec("bzr").load(0)  # the experiment's pairs come from the 102 molecules
+    graphs = torch.cat([split.graphs_train, split.graphs_val, split.graphs_test])
+    assert split.n_nodes == 29 and len(graphs) == 102 and len(graphs.unique()) == 102
 
 
 def test_bzr_options_and_errors(tmp_path):

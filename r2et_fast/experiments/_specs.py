@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from r2et_fast.datasets import DATASETS, Split, load_graph_pairs, load_tabular, mnist_pairs
 
@@ -106,9 +107,9 @@ SPECS["mnist"] = DatasetSpec(
 
 
 def _graph(name: str, node_features: str, n_pairs: int, about: str,
-           path: str | None = None) -> DatasetSpec:
+           path: str | None = None, **loader_kwargs: Any) -> DatasetSpec:
     return DatasetSpec(
-        load=lambda seed: load_graph_pairs(name, n_pairs=n_pairs, seed=seed, path=path)[0],
+        load=lambda seed: load_graph_pairs(name, n_pairs=n_pairs, seed=seed, path=path, **loader_kwargs)[0],
         modality="graph", arch="siamese_gcn", k=50, eps=0.1, alpha=2e-3, steps=100, step_norm="linf",
         box=(0.0, 1.0),
         train={"epochs": 4, "batch_size": 32, "score": "logit", "lambda_hess": 1e-4, "lambda_reg": 0.1,
@@ -121,7 +122,11 @@ def _graph(name: str, node_features: str, n_pairs: int, about: str,
 # "graphs": synthetic connectomes (82 nodes, like BP); "bzr": the shipped BZR molecules (29 atoms max).
 SPECS["graphs"] = _graph("connectomes", "identity", 400,
                          "synthetic connectomes (82 nodes, like BP), pairs: same class or not")
-SPECS["bzr"] = _graph("bzr", "profile", 600, "BZR ligand molecules (shipped), pairs: same class or not")
+# BZR: high (pIC50 >= 8.3) vs low (< 7.3) affinity, the 61 molecules within 0.5 of the median 7.8
+# left out. At the loader's default cut (7.0, all 163 molecules, 121/42) even a Bayes-optimal pair
+# classifier on the best single-molecule predictor found stays near AUC 0.64 (images-graphs.md).
+SPECS["bzr"] = _graph("bzr", "profile", 600, "BZR ligand molecules (shipped; 102 of 163: pIC50 >= 8.3 "
+                      "vs < 7.3), pairs: same class or not", activity_cut=7.8, margin=0.5)
 
 
 def brain_spec(path: str) -> DatasetSpec:
