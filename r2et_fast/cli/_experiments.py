@@ -13,7 +13,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     from r2et_fast.experiments.reproduce import ReproduceConfig, reproduce
 
     chosen = {"datasets": tuple(args.datasets), "methods": tuple(args.methods), "seeds": args.seeds,
-              "out": args.out, "backend": args.backend, "explain_target": args.explain_target}
+              "out": args.out, "backend": args.backend, "explain_target": args.explain_target,
+              "init": args.init}
     if args.engine is not None:
         chosen["engine"] = args.engine
     cfg = ReproduceConfig.quick_defaults(**chosen) if args.quick else ReproduceConfig(**chosen)
@@ -57,6 +58,10 @@ def add_reproduce(sub) -> None:
     add_engine(rep)
     rep.add_argument("--explain-target", choices=("predicted", "label"), default="predicted",
                      help="class whose explanation is attacked (label: as the authors' code)")
+    rep.add_argument("--init", choices=("scratch", "pretrained", "both"), default="scratch",
+                     help="regularised methods trained from scratch, fine-tuned from the seed's Vanilla "
+                     "(the authors' protocol: Adam lr 1e-5, 10 epochs, adaptive weights 1e-3 ... 100) "
+                     "or both side by side")
     rep.add_argument("--no-progress", action="store_true")
     rep.set_defaults(func=_cmd_reproduce)
 

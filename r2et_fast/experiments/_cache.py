@@ -2,8 +2,9 @@
 it was computed with the same key, and a train-or-load helper for models.
 
 A key holds everything that changes the result it guards: the full ``TrainConfig`` of the model
-(its ``engine`` included), the data set, the split seed and the subset sizes of the training data,
-the attack budget and the study's settings, and :data:`CACHE_VERSION`. A result whose stored key
+(its ``engine`` included), the key of the model it was fine-tuned from if any (``StartFrom``), the
+data set, the split seed and the subset sizes of the training data, the attack budget and the
+study's settings, and :data:`CACHE_VERSION`. A result whose stored key
 differs is recomputed, and a model whose stored key differs is retrained from scratch in place, so
 rerunning a command with other settings never returns results of the old ones.
 """
@@ -14,13 +15,13 @@ import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
 from r2et_fast import _distributed
 from r2et_fast._device import resolve_device
-from r2et_fast._io import save_json
+from r2et_fast._io import load_torch, save_json
 from r2et_fast.datasets import Split
 from r2et_fast.train import TrainConfig, load_model, train
 from r2et_fast.train._checkpoint import CHECKPOINT, MODEL
@@ -77,8 +78,17 @@ def tensor_digest(*tensors: torch.Tensor) -> str:
     return digest.hexdigest()
 
 
-def model_key(tcfg: TrainConfig, data: dict) -> dict:
-    """The key of a model: its full training configuration and the :func:`data_key` of its data.
+class StartFrom(NamedTuple):
+    """A trained model that a run fine-tunes: its ``model.pt`` and its :func:`model_key`."""
+
+    path: Path
+    key: dict
+
+
+def model_key(tcfg: TrainConfig, data: dict, start: StartFrom | None = None) -> dict:
+    """The key of a model: its full training configuration and the :func:`data_key` of its data;
+    for a model fine-tuned from another (``start``), also ``{"init": {"mode": "pretrained",
+    "from": <that model's key>}}`` (models trained from scratch have no ``init``, as before).
 
     A model trained on a GPU differs from the CPU one in rounding (other kernels, other summation
     orders), so the device type joins the key there; CPU keys stay as they were. Neither the
@@ -88,12 +98,14 @@ def model_key(tcfg: TrainConfig, data: dict) -> dict:
     kind = resolve_device(tcfg.device).type
     if kind != "cpu":
         key["device"] = kind
+    if start is not None:
+        key["init"] = {"mode": "pretrained", "from": start.key}
     return _json(key)
 
 
 def train_or_load(data: Split, tcfg: TrainConfig, run: str | Path, trained_on: dict, *,
                   dataset_name: str | None = None, progress: bool = False,
-                  distributed: bool | None = None) -> torch.nn.Module:
+                  distributed: bool | None = None, start: StartFrom | None = None) -> torch.nn.Module:
     """The model ``tcfg`` trained on ``data`` (identified by ``trained_on``, a :func:`data_key`), in
     eval mode: loaded from ``run/model.pt`` when that was trained with the same :func:`model_key`,
     else trained in ``run`` (resuming a checkpoint of the same key; any other is discarded).
@@ -101,9 +113,10 @@ def train_or_load(data: Split, tcfg: TrainConfig, run: str | Path, trained_on: d
     ``dataset_name`` is recorded in the saved model (``r2et_fast.train.train``). ``distributed``: as
     ``train``'s (None: data-parallel under a torchrun launch; the world size then joins the key, as
     the ranks' gradient sums round differently from one process's; False: this process alone, as
-    ``reproduce`` trains each model on one rank)."""
+    ``reproduce`` trains each model on one rank). ``start``: fine-tune that model (its weights, a
+    fresh optimizer) instead of training from the seed's initialisation; it joins the key."""
     run = Path(run)
-    key = model_key(tcfg, trained_on)
+    key = model_key(tcfg, trained_on, start)
     if distributed is not False and _distributed.launched():
         key["world_size"] = _distributed.launch_size()
     same = _read_json(run / MODEL_KEY_FILE) == key
@@ -116,6 +129,7 @@ def train_or_load(data: Split, tcfg: TrainConfig, run: str | Path, trained_on: d
         for name in (MODEL, CHECKPOINT):
             (run / name).unlink(missing_ok=True)
         save_json(run / MODEL_KEY_FILE, key)
+    init_state = None if start is None else load_torch(start.path)["state_dict"]
     result = train(data, tcfg, out_dir=run, resume=same, progress=progress, dataset_name=dataset_name,
-                   distributed=distributed)
+                   distributed=distributed, init_state=init_state)
     return result.model.eval()

@@ -231,11 +231,39 @@ def _notes(entry: dict) -> list[str]:
     return lines
 
 
+def _init_note(cfg: dict) -> list[str]:
+    init = cfg.get("init", "scratch")  # results written before the option: from scratch
+    if init == "scratch":
+        return []
+    how = (f"fine-tuned from the selected Vanilla model of the same seed (its weights, a fresh Adam at lr "
+           f"{cfg['finetune_lr']:g}, {cfg['finetune_epochs']} epochs; regulariser weights over "
+           f"{', '.join(f'{v:g}' for v in cfg['finetune_grid'])}, adaptive)")
+    if init == "pretrained":
+        return [f"Every method but Vanilla is {how}.", ""]
+    return [f"Each data set shows the methods trained from scratch, then beside them the same methods {how}.",
+            ""]
+
+
+def _side_by_side(entry: dict, tuned: dict) -> list[str]:
+    """Table 1's cAUC and P@k of each method from scratch and fine-tuned from Vanilla."""
+    keys = ("cauc", "precision_at_k_erattack", "precision_at_k_mse")
+    lines = ["", "### From scratch vs fine-tuned from Vanilla", "",
+             "| method | cAUC scratch | cAUC fine-tuned | P@k ERAttack scratch | P@k ERAttack fine-tuned | "
+             "P@k MSE scratch | P@k MSE fine-tuned | selected (fine-tuned) |", "|---|" + "---:|" * 6 + "---|"]
+    for method in dict.fromkeys([*entry["table1"], *tuned["table1"]]):
+        cells = [_fmt(e["table1"][method][key]) if method in e["table1"] else "–"
+                 for key in keys for e in (entry, tuned)]
+        chosen = tuned.get("selected", {}).get(method)
+        cells.append(", ".join(f"{v:g}" for v in chosen) if chosen else "–")
+        lines.append(f"| {METHOD_LABELS[method]} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def render_report(results: dict, figures: dict[str, list[str]]) -> str:
     cfg = results["config"]
     lines = ["# r2et-fast reproduce", "",
              f"Explained class: {cfg['explain_target']}; {cfg['seeds']} seed(s); model selection: "
-             f"{cfg['select']}; quick = {cfg['quick']}.", ""]
+             f"{cfg['select']}; quick = {cfg['quick']}.", "", *_init_note(cfg)]
     for name, entry in results["datasets"].items():
         b = entry["budget"]
         lines += [f"## {name}", "",
@@ -245,6 +273,8 @@ def render_report(results: dict, figures: dict[str, list[str]]) -> str:
                   "### Table 1", "", *_table1(entry)]
         lines += [f"\n{METHOD_LABELS[m]}: not trained — {why}" for m, why in entry.get("refused", {}).items()]
         lines += _notes(entry)
+        if entry.get("pretrained"):
+            lines += _side_by_side(entry, entry["pretrained"])
         if entry.get("variants"):
             lines += ["", "### Table 1 with SmoothGrad and IG explanations (P@k under ERAttack on them)", "",
                       "| method | SmoothGrad | IG |", "|---|---:|---:|"]

@@ -9,6 +9,7 @@ Table 1, the correlation study (Hessian norm, thickness, manipulation epoch), co
 (P@k vs sensitivity per handler), the accuracy–robustness trade-off, the k / k' grid (first data set)
 and faithfulness. Interrupted runs resume: training from its checkpoints, every evaluation from
 its cached JSON; both are keyed by their settings (``_cache``), so a changed setting recomputes.
+``ReproduceConfig.init`` picks from-scratch training, the authors' fine-tuning of Vanilla, or both.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from r2et_fast import _distributed
 from r2et_fast._io import save_json
 from r2et_fast.datasets import Split
 from r2et_fast.experiments import _summary as summary
-from r2et_fast.experiments._cache import cached, data_key, model_key, train_or_load
+from r2et_fast.experiments._cache import StartFrom, cached, data_key, model_key, train_or_load
 from r2et_fast.experiments._report import render_report, write_figures
 from r2et_fast.experiments._specs import DatasetSpec, get_spec
 from r2et_fast.experiments._studies import (
@@ -47,6 +48,14 @@ from r2et_fast.train import METHODS, TrainConfig, load_model
 from r2et_fast.train._checkpoint import MODEL
 
 EXPLAINER_VARIANTS = ("smoothgrad", "ig")
+# How the regularised methods start (docs/spec.md §9): "scratch" (the seed's initialisation, the data
+# set's training settings), "pretrained" (fine-tune the selected Vanilla model of the same seed, as
+# the authors' code does) or "both" (each data set's entry is the scratch one, its fine-tuned twin
+# under ``entry["pretrained"]``).
+INITS = ("scratch", "pretrained", "both")
+# Grid parameters that are regulariser weights: fine-tuning sweeps them over ``finetune_grid`` with
+# the authors' adaptive scaling (TrainConfig.adaptive); the other grids (WD, SP, AT) are kept.
+LAMBDAS = ("lambda_gap", "lambda_hess", "lambda_reg")
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,10 @@ class ReproduceConfig:
     backend: str | None = None
     engine: str = "auto"               # TrainConfig.engine of every trained model
     explain_target: str = "predicted"  # the class whose explanation is attacked ("label": authors')
+    init: str = "scratch"              # INITS; "pretrained": the authors' protocol below
+    finetune_lr: float = 1e-5          # fine-tuning from Vanilla: Adam at this rate (authors'), ...
+    finetune_epochs: int = 10          # ... for this many epochs, ...
+    finetune_grid: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)  # ... adaptive weights
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -100,6 +113,10 @@ class ReproduceConfig:
             raise ValueError(f"eps_multipliers must be () or >= 2 increasing positive values, got {m!r}")
         if self.budget_steps < 1 or self.budget_samples < 1 or self.bootstrap_resamples < 0:
             raise ValueError("budget_steps and budget_samples must be >= 1, bootstrap_resamples >= 0")
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
+        if not (self.finetune_lr > 0 and self.finetune_epochs >= 1 and self.finetune_grid):
+            raise ValueError("finetune_lr must be > 0, finetune_epochs >= 1, finetune_grid non-empty")
 
     @classmethod
     def quick_defaults(cls, **overrides) -> ReproduceConfig:
@@ -108,7 +125,7 @@ class ReproduceConfig:
             selection_samples=100, correlation_samples=40, thickness_samples=4, thickness_path=4,
             faithfulness_samples=40, variant_samples=40, variant_steps=5, smoothgrad_samples=4,
             ig_steps=4, k_grid=(4, 8), n_pairs_grid=(2, 4), eps_multipliers=(1 / 16, 1 / 2, 4.0),
-            budget_steps=10, budget_samples=40)
+            budget_steps=10, budget_samples=40, finetune_epochs=2, finetune_grid=(1e-3, 1.0, 100.0))
         base.update(overrides)
         return cls(**base)
 
@@ -182,22 +199,31 @@ def _k_grid(data, spec, b: Budget, cfg, out: Path, seed: int, trained_on: dict,
 
 
 def _select(data, spec, b: Budget, cfg, method: str, seed: int, out: Path, vanilla_auc: float,
-            trained_on: dict):
+            trained_on: dict, init: str = "scratch"):
     """Train ``method`` (one candidate per grid value when selecting) and pick one (docs/spec.md §9).
+    ``init="pretrained"``: every method but Vanilla fine-tunes ``out``'s Vanilla model instead, in
+    ``out/pretrained`` (:func:`_finetuning`).
 
     Returns (model, run folder, selection record or None, the model's ``model_key``)."""
     base = {**spec.train, **({"epochs": cfg.epochs} if cfg.epochs else {})}
     common = dict(method=method, arch=spec.arch, k=b.k, seed=seed, backend=cfg.backend, engine=cfg.engine)
-    if not cfg.select or method not in spec.grid:
+    start, grid = None, spec.grid
+    if init == "pretrained" and method != "vanilla":
+        vanilla = TrainConfig(**{**common, "method": "vanilla"}, **base)
+        start = StartFrom(out / "vanilla" / MODEL, model_key(vanilla, trained_on))
+        out, base, grid = _finetuning(spec, cfg, out, base)
+    if not cfg.select or method not in grid:
         run, tcfg = out / method, TrainConfig(**common, **base)
-        model = train_or_load(data, tcfg, run, trained_on, distributed=False)
-        return model, run, None, model_key(tcfg, trained_on)
-    param, values = spec.grid[method]
+        model = train_or_load(data, tcfg, run, trained_on, distributed=False, start=start)
+        return model, run, None, model_key(tcfg, trained_on, start)
+    param, values = grid[method]
     candidates = []
     for value in values:
         run = out / f"{method}_{param}={value:g}"
-        tcfg = TrainConfig(**common, **{**base, param: value})
-        candidates.append((train_or_load(data, tcfg, run, trained_on, distributed=False), run, tcfg))
+        tcfg = TrainConfig(**common, **{**base, param: value, **({"adaptive": True} if param in LAMBDAS and
+                                                                  start is not None else {})})
+        candidates.append((train_or_load(data, tcfg, run, trained_on, distributed=False, start=start), run,
+                           tcfg))
 
     def records():
         samples = min(cfg.selection_samples, spec.max_selection or cfg.selection_samples)
@@ -211,7 +237,7 @@ def _select(data, spec, b: Budget, cfg, method: str, seed: int, out: Path, vanil
                                explainer=lambda m: attacked_explainer(spec, m))
         return recs
 
-    keys = [model_key(tcfg, trained_on) for _, _, tcfg in candidates]
+    keys = [model_key(tcfg, trained_on, start) for _, _, tcfg in candidates]
     recs = cached(out / f"{method}_selection.json",
                   _key("selection", spec, cfg, keys, b, vanilla_auc=vanilla_auc), records)
     best = next(i for i, r in enumerate(recs) if r.get("chosen"))
@@ -219,14 +245,24 @@ def _select(data, spec, b: Budget, cfg, method: str, seed: int, out: Path, vanil
     return model, run, {"param": param, "candidates": recs}, keys[best]
 
 
+def _finetuning(spec: DatasetSpec, cfg: ReproduceConfig, out: Path, base: dict) -> tuple[Path, dict, dict]:
+    """The authors' fine-tuning protocol: its run folder, training settings (``finetune_lr``,
+    ``finetune_epochs``) and grids (the regulariser weights over ``finetune_grid``)."""
+    grid = {m: (param, tuple(cfg.finetune_grid) if param in LAMBDAS else values)
+            for m, (param, values) in spec.grid.items()}
+    return out / "pretrained", {**base, "lr": cfg.finetune_lr, "epochs": cfg.finetune_epochs}, grid
+
+
 def _vanilla_auc(data, spec, b: Budget, cfg, root: Path, trained_on: dict, seed: int) -> float:
     model = _select(data, spec, b, cfg, "vanilla", seed, root, 0.0, trained_on)[0]
     return prediction_auc(model, data.x_val, data.y_val)
 
 
-def _dataset(name: str, cfg: ReproduceConfig, out: Path, progress: bool) -> dict:
-    """One data set's entry of ``results.json``. Under a torchrun launch the methods of each seed
-    (and then their studies) are split over the ranks: each trains, selects, attacks and studies
+def _dataset(name: str, cfg: ReproduceConfig, out: Path, progress: bool, init: str = "scratch") -> dict:
+    """One data set's entry of ``results.json``, its methods started as ``init`` says ("scratch" or
+    "pretrained": fine-tuned from the seed's Vanilla, which is trained from scratch either way).
+    Under a torchrun launch the methods of each seed (and then their studies) are split over the
+    ranks: each trains, selects, attacks and studies
     its share alone (``train_or_load`` trains in one process: no DDP) and every rank gathers the
     JSON records, in the order one process computes them (``_distributed.map_items``)."""
     spec = get_spec(name)
@@ -250,7 +286,7 @@ def _dataset(name: str, cfg: ReproduceConfig, out: Path, progress: bool) -> dict
                 vanilla_auc=vanilla_auc) -> dict:
             try:
                 model, run, selection, mkey = _select(data, spec, b, cfg, method, seed, root, vanilla_auc,
-                                                      trained_on)
+                                                      trained_on, init)
             except ValueError as err:  # Exact-H refuses large inputs, with the reason
                 if "refusing" not in str(err):
                     raise
@@ -265,7 +301,8 @@ def _dataset(name: str, cfg: ReproduceConfig, out: Path, progress: bool) -> dict
                                partial(budget_curve, model, data, spec, b, cfg))
             return {"scores": scores, "curve": curve, "selection": selection, "run": str(run), "mkey": mkey}
 
-        bar = partial(tqdm, desc=f"{name} seed {seed}", disable=not progress)
+        bar = partial(tqdm, desc=f"{name} seed {seed}" + (" (fine-tuned)" if init == "pretrained" else ""),
+                      disable=not progress)
         for method, record in zip(cfg.methods, _distributed.map_items(cfg.methods, one, progress=bar)):
             if "refused" in record:
                 refused[method] = record["refused"]
@@ -282,7 +319,7 @@ def _dataset(name: str, cfg: ReproduceConfig, out: Path, progress: bool) -> dict
             if seed == 0:
                 seed0[method] = (Path(record["run"]), data, record["mkey"])
     boot = (cfg.bootstrap_resamples, cfg.bootstrap_seed)
-    entry: dict = {"budget": dataclasses.asdict(b), "modality": spec.modality,
+    entry: dict = {"init": init, "budget": dataclasses.asdict(b), "modality": spec.modality,
                    "table1": summary.table1(per_method, *boot), "claims": summary.claims(per_method, *boot),
                    "bootstrap": {"resamples": cfg.bootstrap_resamples, "seed": cfg.bootstrap_seed,
                                  "level": 0.95},
@@ -323,7 +360,9 @@ def reproduce(cfg: ReproduceConfig, *, progress: bool = True) -> dict:
     results: dict = {"config": dataclasses.asdict(cfg), "datasets": {}}
     grid_on = cfg.k_grid_on or ("compas" if "compas" in cfg.datasets else cfg.datasets[0])
     for name in cfg.datasets:
-        entry = _dataset(name, cfg, out, progress)
+        entry = _dataset(name, cfg, out, progress, "pretrained" if cfg.init == "pretrained" else "scratch")
+        if cfg.init == "both":  # the fine-tuned twin beside the scratch entry (readers keep the latter)
+            entry["pretrained"] = _dataset(name, cfg, out, progress, "pretrained")
         if name == grid_on and cfg.k_grid:  # the k / k' study on one data set (it retrains)
             spec = get_spec(name)
             data = _subset(spec.load(0), cfg)

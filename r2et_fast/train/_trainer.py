@@ -222,7 +222,8 @@ class Trainer:
 
 def train(data: Split, cfg: TrainConfig, *, out_dir: str | Path | None = None, resume: bool = True,
           progress: bool = True, dataset_name: str | None = None,
-          device: torch.device | str | None = None, distributed: bool | None = None) -> TrainResult:
+          device: torch.device | str | None = None, distributed: bool | None = None,
+          init_state: dict[str, torch.Tensor] | None = None) -> TrainResult:
     """Build the model ``cfg.arch`` on ``device`` (default ``cfg.device``; "auto": CUDA when
     available) and train ``cfg.method`` on ``data``'s train split, logging validation accuracy and
     AUC per epoch. The data stay where they are; each batch moves to the device as it is used.
@@ -232,6 +233,9 @@ def train(data: Split, cfg: TrainConfig, *, out_dir: str | Path | None = None, r
     With ``out_dir`` a checkpoint is written atomically after every epoch, a JSON log beside it, and
     the final model as ``model.pt``; with ``resume`` an existing checkpoint of the same
     configuration is continued.
+
+    ``init_state``: a state dict loaded into the built model before training (fine-tuning a trained
+    model: its weights, a fresh optimizer); a resumed checkpoint's weights replace it.
     """
     input_shape, n_classes = tuple(data.x_train.shape[1:]), int(data.y_train.max()) + 1
     where = resolve_device(cfg.device if device is None else device, None,
@@ -239,6 +243,8 @@ def train(data: Split, cfg: TrainConfig, *, out_dir: str | Path | None = None, r
     if distributed is not False:
         _distributed.init(where)
     model = build_model(cfg, input_shape, n_classes).to(device=where, dtype=data.x_train.dtype)
+    if init_state is not None:
+        model.load_state_dict(init_state)
     trainer = Trainer(model, cfg, device=where, out_dir=out_dir, resume=resume, progress=progress,
                       dataset_name=dataset_name, distributed=distributed,
                       is_main=None if distributed is not False else True)
