@@ -22,6 +22,7 @@
 
 #include "cpu/fused_net.h"
 #include "cpu/pair_gap_rows.h"
+#include "cpu/row_math.h"
 #include "cpu/row_topk.h"
 #include "cpu/step_rows.h"
 #include "ops/fused_attack.h"
@@ -145,7 +146,13 @@ struct Loop {
         seed(gr, w.data(), bar0 + r * ld0, ld0);
       }
       adjoint();
-      for (int64_t r = 0; r < rows; ++r) std::copy(d + r * ld0, d + r * ld0 + n, dx.begin() + r * n);
+      for (int64_t r = 0; r < rows; ++r) {
+        std::copy(d + r * ld0, d + r * ld0 + n, dx.begin() + r * n);
+        if (active[r] && !row_finite(dx.data() + r * n, n)) {  // as the generic loop, never a NaN step
+          bad_maps = true;
+          return;
+        }
+      }
       if (t == 0) probe_vanishing(r0, rows, dx.data(), adjoint);
       for (int64_t r = 0; r < rows; ++r) {
         if (!active[r]) continue;
@@ -235,8 +242,8 @@ AttackResult fused_mlp_attack_cpu(const at::Tensor& x0_in, const at::Tensor& x_s
     });
   });
   TORCH_CHECK_VALUE(!bad_clean, "clean contains NaN or Inf");
-  TORCH_CHECK_VALUE(!bad_maps, "the explanation became NaN or Inf during the attack (the model overflows "
-                    "on the attacked points)");
+  TORCH_CHECK_VALUE(!bad_maps, "the explanation or its input gradient became NaN or Inf during the attack "
+                    "(the model is not finite near x)");
   return {x, precision, steps_run, maps, kept, vanished};
 }
 

@@ -87,9 +87,8 @@ inline AttackSpec check_attack(const at::Tensor& x0, const at::Tensor& x_start, 
   check_indices(hi, rows, n, "hi");
   check_indices(lo, rows, n, "lo");
   if (obj == Objective::kPairGap && p == Pairs::kAll) {
-    TORCH_CHECK_VALUE(hi.size(1) >= 1 && hi.size(1) < n && lo.size(1) == 0,
-                      "pairs 'all' takes T_k in hi (B, k) with 1 <= k < n and an empty lo (B, 0), got hi ",
-                      hi.sizes(), " and lo ", lo.sizes());
+    TORCH_CHECK_VALUE(hi.size(1) == k && lo.size(1) == 0, "pairs 'all' takes T_k in hi (B, k = ", k,
+                      ") and an empty lo (B, 0), got hi ", hi.sizes(), " and lo ", lo.sizes());
   } else if (obj == Objective::kPairGap) {
     TORCH_CHECK_VALUE(hi.size(1) >= 1 && lo.size(1) == hi.size(1),
                       "hi and lo must hold the same number (>= 1) of pairs, got ", hi.sizes(), " and ", lo.sizes());
@@ -122,7 +121,8 @@ inline at::Tensor projected_step(const at::Tensor& x, const at::Tensor& d, const
 
 // The attack loop in tensor ops on a device's kernels (the CUDA route; the CPU kernel runs each
 // block of rows through all steps instead), step for step the generic loop of
-// r2et_fast/attacks/_iterative.py: no host sync (the vanishing probe runs unconditionally).
+// r2et_fast/attacks/_iterative.py. The vanishing probe runs unconditionally, so the loop itself
+// reads nothing back; the ops it calls still check their arguments (a host sync each).
 template <class E>
 AttackResult attack_loop(const at::Tensor& x0_in, const at::Tensor& x_start, const at::Tensor& target_in,
                          const at::Tensor& pred0_in, const at::Tensor& clean_in, const at::Tensor& hi,
@@ -157,8 +157,8 @@ AttackResult attack_loop(const at::Tensor& x0_in, const at::Tensor& x_start, con
     if (s.objective == Objective::kDistance) return (m - clean).mul(-2);
     return at::zeros_like(m).scatter_add_(1, hi, at::ones(hi.sizes(), m.options()));
   };
-  std::vector<at::Tensor> gw(weights.size()), gb(biases.size());
   auto direction = [&](const Point& p, const at::Tensor& g, const at::Tensor& w) {
+    std::vector<at::Tensor> gw(weights.size()), gb(biases.size());  // unread: fresh each call
     const at::Tensor gx = driver.adjoint(p, y, s.abs ? g.sign() * w : w, at::Tensor(), gw, gb, true);
     return gx.defined() ? gx : at::zeros_like(x0);
   };

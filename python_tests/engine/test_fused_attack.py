@@ -311,3 +311,45 @@ def test_every_device_against_the_twin(device, objective):
             torch.testing.assert_close(a.cpu(), b, rtol=1e-9, atol=1e-9)
         else:
             assert torch.equal(a.cpu(), b)
+
+
+@native
+@pytest.mark.parametrize("step_norm", ["l2", "linf"])
+def test_a_non_finite_direction_is_refused_as_by_the_generic_loop(calls, step_norm):
+    """exp(m_0 - m_1) of the exp pair gap overflows along the path: never a silent NaN step."""
+    model = nn.Sequential(nn.Linear(2, 2, bias=False), nn.Tanh(), nn.Linear(2, 1, bias=False)).double()
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 0.01]]))
+        model[2].weight.copy_(torch.tensor([[1000.0, 2000.0]]))
+    x, y = torch.tensor([[3.0, 0.0]], dtype=torch.float64), torch.tensor([1])
+    attack = ERAttack(model, k=1, transform="exp", eps=3.0, alpha=2.5 if step_norm == "l2" else 0.5,
+                      steps=20, step_norm=step_norm, explainer=Saliency(model, score="logit"))
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        attack(x, y)
+    assert calls[0] == 1
+    with autograd_gradients(), pytest.raises(ValueError, match="NaN or Inf"):
+        attack(x, y)
+
+
+class _OwnFinish(ERAttack):
+    def _finish(self, *args):
+        raise AssertionError("the generic loop's _finish ran")
+
+
+@native
+def test_declines_for_an_overridden_finish_or_an_instance_override(calls):
+    model = _mlp().eval()
+    x, y = _batch()
+    with pytest.raises(AssertionError, match="_finish ran"):
+        _OwnFinish(model, k=3, steps=2)(x, y)
+    attack = ERAttack(model, k=3, steps=2)
+    attack._loss = lambda maps, clean, state: -maps.square().sum(dim=1)  # type: ignore[method-assign]
+    attack(x, y)
+    assert calls[0] == 0
+
+
+def test_pairs_all_takes_exactly_k_indices():
+    args = _op_args()
+    args["hi"] = torch.topk(args["clean"], 4, dim=1).indices  # k = 3
+    with pytest.raises((ValueError, RuntimeError), match="hi"):
+        fused_mlp_attack(**args, backend="native" if r2et_fast.native_available() else "reference")

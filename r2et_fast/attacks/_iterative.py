@@ -253,9 +253,10 @@ class IterativeAttack:
         """Whether the fused loop runs exactly this attack: the class that states the objective
         (``_fused_objective``) also defines the pieces it replaces (or leaves them to this base)."""
         owner = _owner(type(self), "_fused_objective")
+        replaced = ("_loss", "_prepare", "_step_maps", "_explain", "_predict", "_finish",
+                    "_surrogate_attribution")
         return owner is not IterativeAttack and all(
-            _owner(type(self), name) in (owner, IterativeAttack)
-            for name in ("_loss", "_prepare", "_step_maps", "_explain", "_predict"))
+            name not in vars(self) and _owner(type(self), name) in (owner, IterativeAttack) for name in replaced)
 
     @staticmethod
     def _view(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -311,7 +312,7 @@ class IterativeAttack:
         fused = None if lagrangian or not self._fusable() else self._fused_objective(clean, state)
         if fused is not None:
             fast = fused_attack_steps(self, x0, y, x_t, lower, upper, clean, pred0, fused)
-            if fast is not None:  # the kernel raises on non-finite values itself
+            if fast is not None:  # the kernel raises on non-finite maps and directions itself
                 x_adv, fast_precision, fast_steps, final, kept, stuck = fast
                 return (self._result(x_adv, clean, final, fast_precision, kept, fast_steps),
                         stuck if probe else None, torch.ones((), dtype=torch.bool, device=x0.device))

@@ -76,6 +76,9 @@ def fused_mlp_attack(x0: torch.Tensor, x_start: torch.Tensor, target: torch.Tens
     v.check_choice(objective, "objective", OBJECTIVES)
     _check_pair_options(pairs, transform)
     v.check_k(k, x0.shape[1])
+    if objective == "pair_gap" and pairs == "all" and (hi.shape[1] != k or lo.shape[1] != 0):
+        raise ValueError(f"pairs 'all' takes T_k in hi (B, k = {k}) and an empty lo (B, 0), got hi "
+                         f"{tuple(hi.shape)} and lo {tuple(lo.shape)}")
     eps, alpha = v.check_nonnegative_float(eps, "eps"), v.check_nonnegative_float(alpha, "alpha")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be an int >= 0, got {steps!r}")
