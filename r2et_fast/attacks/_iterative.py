@@ -256,7 +256,8 @@ class IterativeAttack:
         replaced = ("_loss", "_prepare", "_step_maps", "_explain", "_predict", "_finish",
                     "_surrogate_attribution")
         return owner is not IterativeAttack and all(
-            name not in vars(self) and _owner(type(self), name) in (owner, IterativeAttack) for name in replaced)
+            name not in vars(self) and _owner(type(self), name) in (owner, IterativeAttack)
+            for name in replaced)
 
     @staticmethod
     def _view(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
