@@ -247,15 +247,18 @@ def _triples(rel: float, *results):
     The loss and the parts get a floor of 1000 eps (a loss like CE = log(1 + 3e-8) keeps only ~8
     digits in float64 however computed); a parameter's gradient is relative to the largest
     gradient entry of the whole model (one layer's gradient can be 1e-8 of another's, and then its
-    last digits are rounding of the others' scale)."""
+    last digits are rounding of the others' scale), with a floor of 1000 eps |loss|: gradients far
+    below the loss are what is left after its terms' gradients cancel (a loss of 7 from the exp
+    gaps with gradients of 1e-4 keeps ~13 digits of the terms, ~9 of the sum's gradient)."""
     want = results[-1]
     eps = torch.finfo(want[0].dtype).eps
     yield tuple(r[0] for r in results), "loss", 1e3 * eps
     for key in want[1]:
         yield tuple(r[1][key] for r in results), key, 1e3 * eps
     scale = max((w.abs().max().item() for w in want[2] if w.numel()), default=0.0)
+    floor = 1e3 * eps * abs(float(want[0]))
     for i, grads in enumerate(zip(*(r[2] for r in results))):
-        yield grads, f"parameter {i}", rel * scale
+        yield grads, f"parameter {i}", max(rel * scale, floor)
 
 
 def assert_agree(got, want, rel: float, label: str = "") -> None:
