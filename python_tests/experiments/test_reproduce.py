@@ -51,8 +51,13 @@ def test_quick_reproduce(tmp_path, capsys):
     assert "eps-AUC ERAttack" in report and "higher than Vanilla's: **" in report
     assert "### Table 1" in report and "| R2ET |" in report and "SmoothGrad" in report
     pngs = sorted(out.glob("*.png"))
-    assert len(pngs) == 6 and all(p.stat().st_size > 1000 for p in pngs)
-    assert (out / "compas_budget.png").is_file()
+    assert len(pngs) == 7 and all(p.stat().st_size > 1000 for p in pngs)
+    assert (out / "compas_budget.png").is_file() and (out / "compas_validation.png").is_file()
+    # the validation AUC after each of quick's 2 epochs, per method and seed, from the training logs
+    assert set(entry["validation_auc"]) == set(entry["table1"])
+    assert all(len(runs) == 1 and len(runs[0]) == 2 and all(0.0 <= v <= 1.0 for v in runs[0])
+               for runs in entry["validation_auc"].values())
+    assert "### Validation AUC per epoch" in report
     assert all(f"]({p.name})" in report for p in pngs)
     # a second run reuses every cached model and evaluation and gives the same results
     before = (out / "results.json").read_text()

@@ -100,6 +100,9 @@ def test_pretrained_fine_tunes_vanilla_and_is_cached_apart(tmp_path, fits):
     assert entry_both["pretrained"]["table1"] == entry["table1"]
     report = (out / "report.md").read_text()
     assert "### From scratch vs fine-tuned from Vanilla" in report and "| R2ET |" in report
+    # the fine-tuned models' claims carry their own verdicts, and the grid they swept is named
+    assert entry_both["pretrained"]["finetune_grid"] == [1e-3, 1.0]
+    assert "### The paper's claims, fine-tuned" in report and "Fine-tuning weights: 0.001, 1 (adaptive)" in report
 
 
 def test_default_init_is_scratch_and_keys_unchanged(tmp_path, monkeypatch):
@@ -117,3 +120,31 @@ def test_default_init_is_scratch_and_keys_unchanged(tmp_path, monkeypatch):
     args = ["reproduce", "--quick", "--datasets", "compas", "--out", str(tmp_path), "--no-progress"]
     assert cli.main(args) == 0 and cli.main([*args, "--init", "pretrained"]) == 0
     assert [c.init for c in seen] == ["scratch", "pretrained"]
+
+
+def test_finetune_grid_resolution():
+    """The config's grid, else the data set's (images and graphs sweep three values), else the authors'."""
+    from r2et_fast.experiments._specs import COSTLY_FINETUNE_GRID, get_spec
+    from r2et_fast.experiments.reproduce import AUTHORS_FINETUNE_GRID, finetune_grid
+
+    assert AUTHORS_FINETUNE_GRID == (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+    assert finetune_grid(get_spec("adult"), ReproduceConfig()) == AUTHORS_FINETUNE_GRID
+    assert finetune_grid(get_spec("mnist"), ReproduceConfig()) == COSTLY_FINETUNE_GRID
+    assert finetune_grid(get_spec("graphs"), ReproduceConfig(finetune_grid=(0.5,))) == (0.5,)
+    with pytest.raises(ValueError, match="finetune_grid"):
+        ReproduceConfig(finetune_grid=())
+    with pytest.raises(ValueError, match="k_grid_on"):
+        ReproduceConfig(datasets=("compas",), k_grid_on="adult")
+    with pytest.raises(ValueError, match="constrained_samples"):
+        ReproduceConfig(constrained_samples=0)
+
+
+def test_k_grid_on_none_skips_the_study(tmp_path, monkeypatch):
+    entry = reproduce(_cfg(tmp_path, methods=("vanilla",), k_grid=(4,), n_pairs_grid=(2,), k_grid_on="none"),
+                      progress=False)["datasets"]["compas"]
+    assert "k_grid" not in entry and not (tmp_path / "runs" / "compas" / "seed0" / "kgrid").exists()
+    seen: list[ReproduceConfig] = []
+    monkeypatch.setattr("r2et_fast.experiments.reproduce.reproduce", lambda cfg, **_: seen.append(cfg))
+    args = ["reproduce", "--quick", "--datasets", "compas", "--out", str(tmp_path), "--no-progress"]
+    assert cli.main([*args, "--k-grid-on", "none"]) == 0 and cli.main(args) == 0
+    assert [c.k_grid_on for c in seen] == ["none", None]

@@ -14,7 +14,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
     chosen = {"datasets": tuple(args.datasets), "methods": tuple(args.methods), "seeds": args.seeds,
               "out": args.out, "backend": args.backend, "explain_target": args.explain_target,
-              "init": args.init}
+              "init": args.init, "k_grid_on": args.k_grid_on}
     if args.engine is not None:
         chosen["engine"] = args.engine
     cfg = ReproduceConfig.quick_defaults(**chosen) if args.quick else ReproduceConfig(**chosen)
@@ -62,6 +62,9 @@ def add_reproduce(sub) -> None:
                      help="regularised methods trained from scratch, fine-tuned from the seed's Vanilla "
                      "(the authors' protocol: Adam lr 1e-5, 10 epochs, adaptive weights 1e-3 ... 100) "
                      "or both side by side")
+    rep.add_argument("--k-grid-on", choices=(*SPECS, "none"),
+                     help="data set of the k / k' study, which retrains Vanilla, R2ET and R2ET-mm per k "
+                     "(default: compas when run, else the first data set; none: skip it)")
     rep.add_argument("--no-progress", action="store_true")
     rep.set_defaults(func=_cmd_reproduce)
 

@@ -164,6 +164,19 @@ def budget_figure(plt, name: str, curves: dict):
     return fig
 
 
+def validation_figure(plt, name: str, curves: dict[str, list[list[float]]]):
+    """Validation AUC after each epoch, one thin line per seed and method (a colour per method)."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (method, runs) in enumerate(curves.items()):
+        for j, run in enumerate(runs):
+            ax.plot(range(1, len(run) + 1), run, color=colours[i % len(colours)], lw=1, alpha=0.8,
+                    marker=MARKERS[i % len(MARKERS)], ms=3, label=METHOD_LABELS[method] if j == 0 else None)
+    ax.set(xlabel="epoch", ylabel="validation AUC", title=f"{name}: training curves (one line per seed)")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    return fig
+
+
 def write_figures(results: dict, out: Path) -> dict[str, list[str]]:
     """PNG figures per data set; returns data set -> file names."""
     plt = _plt()
@@ -172,6 +185,13 @@ def write_figures(results: dict, out: Path) -> dict[str, list[str]]:
         paths = [_tradeoff(plt, name, entry, out)]
         if entry.get("budget_curves"):
             paths.append(_save(budget_figure(plt, name, entry["budget_curves"]), out / f"{name}_budget.png"))
+        tuned = entry.get("pretrained") or {}
+        if tuned.get("budget_curves"):
+            paths.append(_save(budget_figure(plt, f"{name} (fine-tuned)", tuned["budget_curves"]),
+                               out / f"{name}_budget_finetuned.png"))
+        if entry.get("validation_auc"):
+            paths.append(_save(validation_figure(plt, name, entry["validation_auc"]),
+                               out / f"{name}_validation.png"))
         paths += [_correlation(plt, name, m, c, out) for m, c in entry.get("correlation", {}).items()]
         if entry.get("constrained"):
             paths.append(_constrained(plt, name, entry["constrained"], out))
@@ -223,11 +243,29 @@ def _notes(entry: dict) -> list[str]:
         lines += ["", f"eps-AUC: area under P@k vs eps ({grid}), a trapezoid over log eps divided by the "
                   f"log-range (the curve's mean on a log axis), {curves['steps']} steps per radius, "
                   f"{curves['samples']} test samples of each seed's split (mean over seeds)."]
-    if entry.get("claims"):
-        lines += ["", "### The paper's claims (paired bootstrap over test samples, 95 %)", ""]
-        lines += [f"- {METHOD_LABELS[c['method']]}'s P@k under {_ATTACKS[c['metric']]} is higher than "
-                  f"{METHOD_LABELS[c['baseline']]}'s: **{c['verdict']}** (difference {c['difference']:+.4f}, "
-                  "[{:+.4f}, {:+.4f}])".format(*c["ci"]) for c in entry["claims"]]
+    return lines + _claims(entry, "")
+
+
+def _claims(entry: dict, which: str) -> list[str]:
+    if not entry.get("claims"):
+        return []
+    lines = ["", f"### The paper's claims{which} (paired bootstrap over test samples, 95 %)", ""]
+    return lines + [f"- {METHOD_LABELS[c['method']]}'s P@k under {_ATTACKS[c['metric']]} is higher than "
+                    f"{METHOD_LABELS[c['baseline']]}'s: **{c['verdict']}** (difference {c['difference']:+.4f}, "
+                    "[{:+.4f}, {:+.4f}])".format(*c["ci"]) for c in entry["claims"]]
+
+
+def _validation(entry: dict) -> list[str]:
+    """Validation AUC per epoch (mean over seeds): whether training had converged."""
+    curves = entry.get("validation_auc") or {}
+    if not curves:
+        return []
+    lines = ["", "### Validation AUC per epoch (mean over seeds)", "", "| method | epochs | AUC after each epoch |",
+             "|---|---:|---|"]
+    for method, runs in curves.items():
+        n = min(len(r) for r in runs)
+        means = [sum(r[e] for r in runs) / len(runs) for e in range(n)]
+        lines.append(f"| {METHOD_LABELS[method]} | {n} | " + " ".join(f"{v:.3f}" for v in means) + " |")
     return lines
 
 
@@ -235,9 +273,11 @@ def _init_note(cfg: dict) -> list[str]:
     init = cfg.get("init", "scratch")  # results written before the option: from scratch
     if init == "scratch":
         return []
+    grid = cfg.get("finetune_grid")
+    weights = ", ".join(f"{v:g}" for v in grid) if grid else "the data set's grid (given with each table)"
     how = (f"fine-tuned from the selected Vanilla model of the same seed (its weights, a fresh Adam at lr "
            f"{cfg['finetune_lr']:g}, {cfg['finetune_epochs']} epochs; regulariser weights over "
-           f"{', '.join(f'{v:g}' for v in cfg['finetune_grid'])}, adaptive)")
+           f"{weights}, adaptive)")
     if init == "pretrained":
         return [f"Every method but Vanilla is {how}.", ""]
     return [f"Each data set shows the methods trained from scratch, then beside them the same methods {how}.",
@@ -247,7 +287,9 @@ def _init_note(cfg: dict) -> list[str]:
 def _side_by_side(entry: dict, tuned: dict) -> list[str]:
     """Table 1's cAUC and P@k of each method from scratch and fine-tuned from Vanilla."""
     keys = ("cauc", "precision_at_k_erattack", "precision_at_k_mse")
+    grid = tuned.get("finetune_grid")
     lines = ["", "### From scratch vs fine-tuned from Vanilla", "",
+             *([f"Fine-tuning weights: {', '.join(f'{v:g}' for v in grid)} (adaptive).", ""] if grid else []),
              "| method | cAUC scratch | cAUC fine-tuned | P@k ERAttack scratch | P@k ERAttack fine-tuned | "
              "P@k MSE scratch | P@k MSE fine-tuned | selected (fine-tuned) |", "|---|" + "---:|" * 6 + "---|"]
     for method in dict.fromkeys([*entry["table1"], *tuned["table1"]]):
@@ -256,7 +298,7 @@ def _side_by_side(entry: dict, tuned: dict) -> list[str]:
         chosen = tuned.get("selected", {}).get(method)
         cells.append(", ".join(f"{v:g}" for v in chosen) if chosen else "–")
         lines.append(f"| {METHOD_LABELS[method]} | " + " | ".join(cells) + " |")
-    return lines
+    return lines + _claims(tuned, ", fine-tuned")
 
 
 def render_report(results: dict, figures: dict[str, list[str]]) -> str:
@@ -273,6 +315,7 @@ def render_report(results: dict, figures: dict[str, list[str]]) -> str:
                   "### Table 1", "", *_table1(entry)]
         lines += [f"\n{METHOD_LABELS[m]}: not trained — {why}" for m, why in entry.get("refused", {}).items()]
         lines += _notes(entry)
+        lines += _validation(entry)
         if entry.get("pretrained"):
             lines += _side_by_side(entry, entry["pretrained"])
         if entry.get("variants"):

@@ -168,7 +168,7 @@ def correlation(model, data, spec, b: Budget, cfg) -> dict:
 def constrained(model, data, spec, b: Budget, cfg) -> list[dict]:
     """Each constraint handler on Vanilla, attacking the *label's* explanation (which can flip the
     prediction, unlike the predicted class's), twice the radius, margin constraint."""
-    x, y = eval_samples(data, cfg, spec=spec)
+    x, y = eval_samples(data, cfg, cfg.constrained_samples, spec)
     lower, upper = attack_box(spec, data)
     rows = []
     for constraint in cfg.constraints:

@@ -15,6 +15,7 @@ its cached JSON; both are keyed by their settings (``_cache``), so a changed set
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -45,7 +46,7 @@ from r2et_fast.experiments._summary import PER_SAMPLE
 from r2et_fast.experiments.protocol import AttackConfig, Candidate, select_model
 from r2et_fast.metrics import prediction_auc
 from r2et_fast.train import METHODS, TrainConfig, load_model
-from r2et_fast.train._checkpoint import MODEL
+from r2et_fast.train._checkpoint import LOG, MODEL
 
 EXPLAINER_VARIANTS = ("smoothgrad", "ig")
 # How the regularised methods start (docs/spec.md §9): "scratch" (the seed's initialisation, the data
@@ -56,6 +57,8 @@ INITS = ("scratch", "pretrained", "both")
 # Grid parameters that are regulariser weights: fine-tuning sweeps them over ``finetune_grid`` with
 # the authors' adaptive scaling (TrainConfig.adaptive); the other grids (WD, SP, AT) are kept.
 LAMBDAS = ("lambda_gap", "lambda_hess", "lambda_reg")
+# The authors' sweep of those weights when fine-tuning (their code's grid, with adaptive scaling).
+AUTHORS_FINETUNE_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,8 @@ class ReproduceConfig:
     smoothgrad_samples: int = 10
     ig_steps: int = 8
     k_grid: tuple[int, ...] = (4, 8, 12)
-    k_grid_on: str | None = None  # data set of the k / k' study (None: COMPAS if run, else the first)
+    # data set of the k / k' study (None: COMPAS if run, else the first; "none": no k / k' study)
+    k_grid_on: str | None = None
     n_pairs_grid: tuple[int, ...] = (2, 4, 8)
     # Budget curves: P@k at each multiple of the protocol's eps (geometric, from "almost nothing
     # changes" to "everything changes"; () switches them off), in budget_steps steps each (at most
@@ -98,13 +102,14 @@ class ReproduceConfig:
     bootstrap_resamples: int = 1000   # percentile intervals over test samples (0: none)
     bootstrap_seed: int = 0
     constraints: tuple[str, ...] = ("none", "early_stop", "gda", "hedge", "qp", "fixed")
+    constrained_samples: int = 10_000  # test samples of the constrained-attack study
     backend: str | None = None
     engine: str = "auto"               # TrainConfig.engine of every trained model
     explain_target: str = "predicted"  # the class whose explanation is attacked ("label": authors')
     init: str = "scratch"              # INITS; "pretrained": the authors' protocol below
     finetune_lr: float = 1e-5          # fine-tuning from Vanilla: Adam at this rate (authors'), ...
     finetune_epochs: int = 10          # ... for this many epochs, ...
-    finetune_grid: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)  # ... adaptive weights
+    finetune_grid: tuple[float, ...] | None = None  # ... adaptive weights (None: the protocol's)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -115,8 +120,14 @@ class ReproduceConfig:
             raise ValueError("budget_steps and budget_samples must be >= 1, bootstrap_resamples >= 0")
         if self.init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
-        if not (self.finetune_lr > 0 and self.finetune_epochs >= 1 and self.finetune_grid):
-            raise ValueError("finetune_lr must be > 0, finetune_epochs >= 1, finetune_grid non-empty")
+        grid = self.finetune_grid
+        if not (self.finetune_lr > 0 and self.finetune_epochs >= 1 and (grid is None or len(grid) > 0)):
+            raise ValueError("finetune_lr must be > 0, finetune_epochs >= 1, finetune_grid None or non-empty")
+        if self.k_grid_on not in (None, "none", *self.datasets):
+            raise ValueError(f"k_grid_on must be None, 'none' or one of datasets {self.datasets}, got "
+                             f"{self.k_grid_on!r}")
+        if self.constrained_samples < 1:
+            raise ValueError(f"constrained_samples must be >= 1, got {self.constrained_samples}")
 
     @classmethod
     def quick_defaults(cls, **overrides) -> ReproduceConfig:
@@ -154,7 +165,7 @@ STUDY_FIELDS = {
     "faithfulness": ("max_test", "faithfulness_samples", "explain_target"),
     "correlation": ("max_test", "correlation_samples", "thickness_samples", "thickness_path", "backend",
                     "explain_target"),
-    "constrained": ("max_test", "constraints", "backend"),
+    "constrained": ("max_test", "constraints", "constrained_samples", "backend"),
     "case_study": ("max_test", "backend", "explain_target"),
 }
 # DatasetSpec fields that reach a study's key another way: through the model's TrainConfig (train,
@@ -245,12 +256,27 @@ def _select(data, spec, b: Budget, cfg, method: str, seed: int, out: Path, vanil
     return model, run, {"param": param, "candidates": recs}, keys[best]
 
 
+def finetune_grid(spec: DatasetSpec, cfg: ReproduceConfig) -> tuple[float, ...]:
+    """The regulariser weights fine-tuning sweeps: the config's, else the protocol's, else the authors'."""
+    return tuple(cfg.finetune_grid or spec.finetune_grid or AUTHORS_FINETUNE_GRID)
+
+
 def _finetuning(spec: DatasetSpec, cfg: ReproduceConfig, out: Path, base: dict) -> tuple[Path, dict, dict]:
     """The authors' fine-tuning protocol: its run folder, training settings (``finetune_lr``,
-    ``finetune_epochs``) and grids (the regulariser weights over ``finetune_grid``)."""
-    grid = {m: (param, tuple(cfg.finetune_grid) if param in LAMBDAS else values)
+    ``finetune_epochs``) and grids (the regulariser weights over :func:`finetune_grid`)."""
+    grid = {m: (param, finetune_grid(spec, cfg) if param in LAMBDAS else values)
             for m, (param, values) in spec.grid.items()}
     return out / "pretrained", {**base, "lr": cfg.finetune_lr, "epochs": cfg.finetune_epochs}, grid
+
+
+def validation_curve(run: Path) -> list[float] | None:
+    """The validation AUC after each epoch of the model trained in ``run`` (its training log), or None
+    when the run has no log."""
+    try:
+        history = json.loads((run / LOG).read_text()).get("history", [])
+    except (OSError, ValueError, AttributeError):
+        return None
+    return [h["val_auc"] for h in history if isinstance(h, dict) and "val_auc" in h] or None
 
 
 def _vanilla_auc(data, spec, b: Budget, cfg, root: Path, trained_on: dict, seed: int) -> float:
@@ -273,6 +299,7 @@ def _dataset(name: str, cfg: ReproduceConfig, out: Path, progress: bool, init: s
     seed0: dict = {}
     refused: dict = {}
     curve_records: dict = {}
+    val_curves: dict = {}  # method -> per seed, the validation AUC after each epoch
     for seed in range(cfg.seeds):
         data = _subset(spec.load(seed), cfg)
         root = out / "runs" / name / f"seed{seed}"
@@ -299,7 +326,8 @@ def _dataset(name: str, cfg: ReproduceConfig, out: Path, progress: bool, init: s
             if cfg.eps_multipliers:
                 curve = cached(run / "budget_curve.json", _key("budget_curve", spec, cfg, mkey, b),
                                partial(budget_curve, model, data, spec, b, cfg))
-            return {"scores": scores, "curve": curve, "selection": selection, "run": str(run), "mkey": mkey}
+            return {"scores": scores, "curve": curve, "selection": selection, "run": str(run), "mkey": mkey,
+                    "val_auc": validation_curve(run)}
 
         bar = partial(tqdm, desc=f"{name} seed {seed}" + (" (fine-tuned)" if init == "pretrained" else ""),
                       disable=not progress)
@@ -312,6 +340,8 @@ def _dataset(name: str, cfg: ReproduceConfig, out: Path, progress: bool, init: s
                 curve_records.setdefault(method, []).append(record["curve"])
                 scores.update({f"auc_{key}": record["curve"][f"auc_{key}"] for key in PER_SAMPLE})
             per_method.setdefault(method, []).append(scores)
+            if record.get("val_auc") is not None:
+                val_curves.setdefault(method, []).append(record["val_auc"])
             selection = record["selection"]
             if selection is not None:
                 chosen.setdefault(method, []).append(
@@ -324,6 +354,8 @@ def _dataset(name: str, cfg: ReproduceConfig, out: Path, progress: bool, init: s
                    "bootstrap": {"resamples": cfg.bootstrap_resamples, "seed": cfg.bootstrap_seed,
                                  "level": 0.95},
                    "budget_curves": summary.curves(curve_records), "selected": chosen, "refused": refused,
+                   "validation_auc": val_curves,
+                   **({"finetune_grid": list(finetune_grid(spec, cfg))} if init == "pretrained" else {}),
                    "variants": {}, "faithfulness": {}, "correlation": {}}
 
     def studies(m: str) -> dict:
@@ -359,6 +391,8 @@ def reproduce(cfg: ReproduceConfig, *, progress: bool = True) -> dict:
     out = Path(cfg.out)
     results: dict = {"config": dataclasses.asdict(cfg), "datasets": {}}
     grid_on = cfg.k_grid_on or ("compas" if "compas" in cfg.datasets else cfg.datasets[0])
+    if grid_on == "none":
+        grid_on = None
     for name in cfg.datasets:
         entry = _dataset(name, cfg, out, progress, "pretrained" if cfg.init == "pretrained" else "scratch")
         if cfg.init == "both":  # the fine-tuned twin beside the scratch entry (readers keep the latter)
