@@ -251,8 +251,9 @@ def _claims(entry: dict, which: str) -> list[str]:
         return []
     lines = ["", f"### The paper's claims{which} (paired bootstrap over test samples, 95 %)", ""]
     return lines + [f"- {METHOD_LABELS[c['method']]}'s P@k under {_ATTACKS[c['metric']]} is higher than "
-                    f"{METHOD_LABELS[c['baseline']]}'s: **{c['verdict']}** (difference {c['difference']:+.4f}, "
-                    "[{:+.4f}, {:+.4f}])".format(*c["ci"]) for c in entry["claims"]]
+                    f"{METHOD_LABELS[c['baseline']]}'s: **{c['verdict']}** "
+                    f"(difference {c['difference']:+.4f}, " "[{:+.4f}, {:+.4f}])".format(*c["ci"])
+                    for c in entry["claims"]]
 
 
 def _validation(entry: dict) -> list[str]:
@@ -260,8 +261,8 @@ def _validation(entry: dict) -> list[str]:
     curves = entry.get("validation_auc") or {}
     if not curves:
         return []
-    lines = ["", "### Validation AUC per epoch (mean over seeds)", "", "| method | epochs | AUC after each epoch |",
-             "|---|---:|---|"]
+    lines = ["", "### Validation AUC per epoch (mean over seeds)", "",
+             "| method | epochs | AUC after each epoch |", "|---|---:|---|"]
     for method, runs in curves.items():
         n = min(len(r) for r in runs)
         means = [sum(r[e] for r in runs) / len(runs) for e in range(n)]
