@@ -26,7 +26,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 def _cmd_bounds(args: argparse.Namespace) -> int:
     from r2et_fast.experiments.bounds import BoundsConfig, run_bounds
 
-    keys = ("n_samples", "epochs", "restarts", "tau", "engine")
+    keys = ("n_samples", "epochs", "restarts", "tau", "engine", "seeds")
     chosen = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
     chosen.update(methods=tuple(args.methods), attributions=tuple(args.attributions),
                   poolings=tuple(args.poolings), out=args.out, threads=args.threads)
@@ -89,6 +89,9 @@ def add_bounds(sub) -> None:
                     help="random starts per attack: the strong attack of the exceedance columns "
                     "(default 5, quick 2; the report states the number used)")
     bd.add_argument("--tau", type=POSITIVE, help="temperature of the smooth pooling (default 0.1)")
+    bd.add_argument("--seeds", type=POSITIVE_INT,
+                    help="repeat for this many training and split seeds, each into OUT/seed<s>/, and "
+                    "summarise them in OUT (default 1: OUT itself)")
     add_engine(bd)
     bd.add_argument("--out", default="reproduction/bounds",
                     help="output folder (also the resume cache, keyed by the settings)")

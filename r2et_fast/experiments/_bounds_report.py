@@ -163,12 +163,16 @@ def _models(results: dict) -> list[str]:
 
 
 def _headline(results: dict) -> list[str]:
-    lines = ["## Headline (pooled over models and radii)", "",
-             "| pooling | attribution | norm | samples | strong attack | % of samples with T_e exceeded "
+    return ["## Headline (pooled over models and radii)", "", *headline_table(results["headline"])]
+
+
+def headline_table(rows: Sequence[dict]) -> list[str]:
+    """The markdown table of :func:`headline`'s rows."""
+    lines = ["| pooling | attribution | norm | samples | strong attack | % of samples with T_e exceeded "
              "| % with T_e exceeded (linearised) | % with T'_e exceeded | % with T_c exceeded (float64) "
              "| % of single restarts above T_e | min r | settings with r > 0 | top-k certified / violated |",
              "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for h in results["headline"]:
+    for h in rows:
         lines.append(f"| {h['pooling']} | {h['attribution']} | {h['norm']} | {h['n']} | "
                      f"{h['strong_attack']} | "
                      + " | ".join(f"{h[f]:.1f}" for f in PCT_FIELDS)

@@ -58,6 +58,7 @@ from r2et_fast.experiments._bounds_diagnostics import JUMP_RADIUS, accuracy, jum
 from r2et_fast.experiments._bounds_eval import AttackBudget, evaluate
 from r2et_fast.experiments._bounds_plots import figure, histogram
 from r2et_fast.experiments._bounds_report import headline, render_report, summary_table
+from r2et_fast.experiments._bounds_seeds import run_seeds
 from r2et_fast.experiments._cache import cached, data_key, model_key, train_or_load
 from r2et_fast.models import POOLINGS as SURROGATE_POOLINGS
 from r2et_fast.models import with_pooling
@@ -109,6 +110,7 @@ class BoundsConfig:
     lambda_gap: float = 0.3           # R2ET
     data_seed: int = 0
     seed: int = 0
+    seeds: int = 1                    # > 1: repeat at seeds seed + s (and data_seed + s) into seed<s>/
     engine: str = AUTO                # TrainConfig.engine of every trained model
     threads: int | None = None        # torch.set_num_threads when given
     out: str = "reproduction/bounds"
@@ -123,7 +125,7 @@ class BoundsConfig:
 
         if not self.methods or any(m not in METHODS for m in self.methods):
             raise ValueError(f"methods must be a non-empty subset of {METHODS}, got {self.methods!r}")
-        for name in ("n_samples", "restarts", "steps", "topk_steps", "ig_steps", "epochs", "k"):
+        for name in ("n_samples", "restarts", "steps", "topk_steps", "ig_steps", "epochs", "k", "seeds"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -209,8 +211,11 @@ def _setting_key(cfg: BoundsConfig, method: str, pooling: str, attribution: str,
 def run_bounds(cfg: BoundsConfig, progress: bool = True) -> dict:
     """Train / load the models, certify and attack every setting, write results.json + report.md.
 
-    Returns the results dict (also written to ``<out>/results.json``).
+    Returns the results dict (also written to ``<out>/results.json``). With ``cfg.seeds`` > 1 each
+    seed runs into ``<out>/seed<s>/`` and ``<out>`` gets the summary over them (``_bounds_seeds``).
     """
+    if cfg.seeds > 1:
+        return run_seeds(cfg, run_bounds, progress=progress)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)

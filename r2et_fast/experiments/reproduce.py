@@ -390,7 +390,7 @@ def _dataset(name: str, cfg: ReproduceConfig, out: Path, progress: bool, init: s
 def reproduce(cfg: ReproduceConfig, *, progress: bool = True) -> dict:
     out = Path(cfg.out)
     results: dict = {"config": dataclasses.asdict(cfg), "datasets": {}}
-    grid_on = cfg.k_grid_on or ("compas" if "compas" in cfg.datasets else cfg.datasets[0])
+    grid_on: str | None = cfg.k_grid_on or ("compas" if "compas" in cfg.datasets else cfg.datasets[0])
     if grid_on == "none":
         grid_on = None
     for name in cfg.datasets:
