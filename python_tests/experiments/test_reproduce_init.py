@@ -132,6 +132,12 @@ def test_finetune_grid_resolution():
     assert finetune_grid(get_spec("adult"), ReproduceConfig()) == AUTHORS_FINETUNE_GRID
     assert finetune_grid(get_spec("mnist"), ReproduceConfig()) == COSTLY_FINETUNE_GRID
     assert finetune_grid(get_spec("graphs"), ReproduceConfig(finetune_grid=(0.5,))) == (0.5,)
+    # the protocol's grid is part of the study keys only where it is set (older tabular caches stay valid)
+    from r2et_fast.experiments.reproduce import _key, budget
+
+    for name, keyed in (("adult", False), ("mnist", True)):
+        spec, cfg = get_spec(name), ReproduceConfig()
+        assert ("finetune_grid" in _key("evaluation", spec, cfg, {}, budget(spec, cfg))["protocol"]) is keyed
     with pytest.raises(ValueError, match="finetune_grid"):
         ReproduceConfig(finetune_grid=())
     with pytest.raises(ValueError, match="k_grid_on"):

@@ -172,12 +172,15 @@ STUDY_FIELDS = {
 # grid) or the resolved ReproduceConfig (caps, k_grid, n_pairs_grid); ``load`` is a function and
 # ``about`` a description.
 _NOT_PROTOCOL = ("load", "train", "grid", "caps", "k_grid", "n_pairs_grid", "about")
+# DatasetSpec fields added after caches were written: in the key only when set, so that the caches of
+# a protocol that leaves them at None stay valid
+_KEYED_WHEN_SET = ("finetune_grid",)
 
 
 def _key(study: str, spec: DatasetSpec, cfg: ReproduceConfig, model: object, b: Budget, **extra) -> dict:
     """The cache key of one study of one model (``model``: its ``model_key``)."""
-    protocol = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)
-                if f.name not in _NOT_PROTOCOL}
+    protocol = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if f.name not in _NOT_PROTOCOL
+                and not (f.name in _KEYED_WHEN_SET and getattr(spec, f.name) is None)}
     return {"study": study, "model": model, "budget": dataclasses.asdict(b), "protocol": protocol,
             "settings": {name: getattr(cfg, name) for name in STUDY_FIELDS[study]}, **extra}
 
