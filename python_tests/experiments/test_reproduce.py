@@ -58,6 +58,7 @@ def test_quick_reproduce(tmp_path, capsys):
     assert all(len(runs) == 1 and len(runs[0]) == 2 and all(0.0 <= v <= 1.0 for v in runs[0])
                for runs in entry["validation_auc"].values())
     assert "### Validation AUC per epoch" in report
+    assert "; higher in 1 of 1 seed)" in report or "; higher in 0 of 1 seed)" in report
     assert all(f"]({p.name})" in report for p in pngs)
     # a second run reuses every cached model and evaluation and gives the same results
     before = (out / "results.json").read_text()

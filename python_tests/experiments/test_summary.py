@@ -116,6 +116,11 @@ def test_paired_verdicts():
     assert tie["verdict"] == "undecided" and tie["ci"][0] < 0 < tie["ci"][1]
     # paired: a shared per-sample spread far larger than the difference does not hide it
     assert _summary.paired_verdict([base * 10 + 0.01], [base * 10], 200, 0)["verdict"] == "supported"
+    # the seeds' side: each seed's mean difference and how many are positive (here 2 of 3), which
+    # the test-sample interval does not cover
+    three = _summary.paired_verdict([base + 0.05, base + 0.02, base - 0.01], [base] * 3, 200, 0)
+    assert three["seed_differences"] == pytest.approx([0.05, 0.02, -0.01]) and three["seeds_higher"] == 2
+    assert three["difference"] == pytest.approx(0.02)
 
 
 def test_budget_curves_are_cached_on_their_grid(tmp_path, monkeypatch):
