@@ -144,6 +144,12 @@ def test_finetune_grid_resolution():
         ReproduceConfig(datasets=("compas",), k_grid_on="adult")
     with pytest.raises(ValueError, match="constrained_samples"):
         ReproduceConfig(constrained_samples=0)
+    for bad in ((0.1, float("nan")), (-1.0,), (0.0, 1.0), (True,)):
+        with pytest.raises(ValueError, match="finetune_grid must hold finite weights > 0"):
+            ReproduceConfig(finetune_grid=bad)
+    for bad in (2.5, True):
+        with pytest.raises(ValueError, match="constrained_samples must be an int >= 1"):
+            ReproduceConfig(constrained_samples=bad)
 
 
 def test_k_grid_on_none_skips_the_study(tmp_path, monkeypatch):

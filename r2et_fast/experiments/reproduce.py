@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -126,8 +127,12 @@ class ReproduceConfig:
         if self.k_grid_on not in (None, "none", *self.datasets):
             raise ValueError(f"k_grid_on must be None, 'none' or one of datasets {self.datasets}, got "
                              f"{self.k_grid_on!r}")
-        if self.constrained_samples < 1:
-            raise ValueError(f"constrained_samples must be >= 1, got {self.constrained_samples}")
+        if grid is not None and not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                        and math.isfinite(v) and v > 0 for v in grid):
+            raise ValueError(f"finetune_grid must hold finite weights > 0, got {grid!r}")
+        c = self.constrained_samples
+        if isinstance(c, bool) or not isinstance(c, int) or c < 1:
+            raise ValueError(f"constrained_samples must be an int >= 1, got {c!r}")
 
     @classmethod
     def quick_defaults(cls, **overrides) -> ReproduceConfig:
