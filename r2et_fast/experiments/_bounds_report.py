@@ -166,6 +166,11 @@ def _headline(results: dict) -> list[str]:
     return ["## Headline (pooled over models and radii)", "", *headline_table(results["headline"])]
 
 
+def pct_cells(row: dict) -> str:
+    """The percentage columns (:data:`PCT_FIELDS`) of one headline row, as table cells."""
+    return " | ".join(f"{row[f]:.1f}" for f in PCT_FIELDS)
+
+
 def headline_table(rows: Sequence[dict]) -> list[str]:
     """The markdown table of :func:`headline`'s rows."""
     lines = ["| pooling | attribution | norm | samples | strong attack | % of samples with T_e exceeded "
@@ -175,7 +180,7 @@ def headline_table(rows: Sequence[dict]) -> list[str]:
     for h in rows:
         lines.append(f"| {h['pooling']} | {h['attribution']} | {h['norm']} | {h['n']} | "
                      f"{h['strong_attack']} | "
-                     + " | ".join(f"{h[f]:.1f}" for f in PCT_FIELDS)
+                     + pct_cells(h)
                      + f" | {h['min_tightness_r']:+.4f} | "
                      f"{h['n_tightness_positive']}/{h['n_settings']} | "
                      f"{h['n_topk_certified']}/{h['n_topk_violations']} |")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from r2et_fast import _distributed
 from r2et_fast._io import save_json
-from r2et_fast.experiments._bounds_report import PCT_FIELDS, headline, headline_table
+from r2et_fast.experiments._bounds_report import PCT_FIELDS, headline, headline_table, pct_cells
 
 
 def run_seeds(cfg, run_one: Callable, progress: bool = True) -> dict:
@@ -52,7 +52,7 @@ def render_seeds_report(results: dict) -> str:
              "|---:|---|---|---|---:|" + "---:|" * len(PCT_FIELDS) + "---:|---:|"]
     for e in seeds:
         lines += [f"| {e['seed']} | {h['pooling']} | {h['attribution']} | {h['norm']} | {h['n']} | "
-                  + " | ".join(f"{h[f]:.1f}" for f in PCT_FIELDS)
+                  + pct_cells(h)
                   + f" | {h['min_tightness_r']:+.4f} | {h['n_topk_certified']}/{h['n_topk_violations']} |"
                   for h in e["headline"]]
     archs = list(next(iter(seeds[0]["val_accuracy"].values())))
