@@ -40,7 +40,7 @@ def test_tradeoff_labels_do_not_overlap():
 
 def test_constrained_labels_do_not_overlap(tmp_path):
     plt = _report._plt()
-    rows = [{"constraint": c, "sensitivity": 0.0, "precision_at_k": 0.5}
+    rows = [{"constraint": c, "sensitivity": {"mean": 0.0, "std": 0.0}, "precision_at_k": {"mean": 0.5, "std": 0.0}}
             for c in ("none", "early_stop", "gda", "hedge", "qp", "fixed")]
     captured = []
     save = _report._save

@@ -25,17 +25,20 @@ def test_quick_reproduce(tmp_path, capsys):
     assert {r["constraint"] for r in entry["constrained"]} == {"none", "early_stop", "gda", "hedge", "qp",
                                                                 "fixed"}
     early = next(r for r in entry["constrained"] if r["constraint"] == "early_stop")
-    assert early["sensitivity"] == 0.0  # early stop never changes a prediction
+    assert early["sensitivity"]["mean"] == 0.0  # early stop never changes a prediction
     # model selection ran over the grids and picked one value per regularised method
     assert set(entry["selected"]) == {"r2et", "est_h"}
     for method in ("r2et", "est_h"):
         assert len(entry["selected"][method]) == 1
-    for row in entry["variants"].values():
-        assert 0.0 <= row["smoothgrad"] <= 1.0 and 0.0 <= row["ig"] <= 1.0
+    for row in entry["variants"].values():  # one seed: its mean and the interval over test samples
+        for name in ("smoothgrad", "ig"):
+            lo, hi = row[name]["ci95"]
+            assert 0.0 <= lo <= row[name]["mean"] <= hi <= 1.0 and row[name]["seeds"] == 1
     assert {(r["method"], r["k"], r["n_pairs"]) for r in entry["k_grid"]} == {
         ("vanilla", 4, None), ("vanilla", 8, None), ("r2et", 4, None), ("r2et", 8, None),
         ("r2et_mm", 8, 2), ("r2et_mm", 8, 4)}
-    assert all(0.0 <= r["precision_at_k_erattack"] <= 1.0 for r in entry["k_grid"])
+    assert all(0.0 <= r["precision_at_k_erattack"]["mean"] <= 1.0 for r in entry["k_grid"])
+    assert all("ci95" in r["precision_at_k_erattack"] for r in entry["k_grid"])
     # the budget curves: quick's grid of eps multiples (COMPAS: eps = 1), both attacks, every method
     curves = entry["budget_curves"]
     assert curves["eps"] == [1 / 16, 1 / 2, 4.0] and set(curves["methods"]) == set(entry["table1"])

@@ -14,7 +14,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
     chosen = {"datasets": tuple(args.datasets), "methods": tuple(args.methods), "seeds": args.seeds,
               "out": args.out, "backend": args.backend, "explain_target": args.explain_target,
-              "init": args.init, "k_grid_on": args.k_grid_on}
+              "init": args.init, "k_grid_on": args.k_grid_on, "study_seeds": args.study_seeds}
     if args.engine is not None:
         chosen["engine"] = args.engine
     cfg = ReproduceConfig.quick_defaults(**chosen) if args.quick else ReproduceConfig(**chosen)
@@ -51,6 +51,9 @@ def add_reproduce(sub) -> None:
                      help="tabular (adult bank compas), images (mnist) or graphs")
     rep.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     rep.add_argument("--seeds", type=POSITIVE_INT, default=1, help="mean ± std over this many training seeds")
+    rep.add_argument("--study-seeds", type=POSITIVE_INT, default=None,
+                     help="run the studies beside Table 1 (variants, correlations, constrained attacks, "
+                          "faithfulness, the k / k' grid) on the first N seeds only (default: every seed)")
     rep.add_argument("--quick", action="store_true", help="small budgets: minutes on 2 cores")
     rep.add_argument("--out", default="reproduction",
                      help="output folder (also the resume cache, keyed by the settings)")

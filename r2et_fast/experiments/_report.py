@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from r2et_fast.experiments._report_studies import fmt_stat, study_lines
 from r2et_fast.train import METHOD_LABELS
 
 
@@ -48,15 +49,17 @@ def _tradeoff(plt, name: str, entry: dict, out: Path) -> str:
 
 
 def _correlation(plt, name: str, method: str, corr: dict, out: Path) -> str:
+    """The first seed's samples; each title gives the mean Spearman over the seeds."""
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
+    points = corr["seed0"]
     for ax, key, label in ((axes[0], "thickness", "thickness"), (axes[1], "hessian", "Hessian norm")):
-        ax.scatter(corr[key], corr["epoch"], s=8)
+        ax.scatter(points[key], points["epoch"], s=8)
         rho = corr[f"spearman_{key}_epoch"]
         ax.set(xlabel=label, ylabel="manipulation epoch",
-               title=f"Spearman {rho:.2f}" if rho is not None else "Spearman n/a")
-        if key == "hessian" and min(corr[key], default=0) > 0:
+               title=f"Spearman {rho['mean']:.2f} (mean of {rho['seeds']} seeds)" if rho else "Spearman n/a")
+        if key == "hessian" and min(points[key], default=0) > 0:
             ax.set_xscale("log")  # the Hessian norm spans orders of magnitude
-    fig.suptitle(f"{name}, {METHOD_LABELS[method]}")
+    fig.suptitle(f"{name}, {METHOD_LABELS[method]} (points: the first seed's test samples)")
     return _save(fig, out / f"{name}_{method}_correlation.png")
 
 
@@ -64,8 +67,9 @@ def _constrained(plt, name: str, rows: list[dict], out: Path) -> str:
     fig, ax = plt.subplots(figsize=(6.5, 4))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, row in enumerate(rows):  # several handlers often share a point: a legend, as the trade-off
-        ax.scatter(row["sensitivity"], row["precision_at_k"], marker=MARKERS[i % len(MARKERS)],
-                   color=colours[i % len(colours)], label=row["constraint"])
+        ax.errorbar(row["sensitivity"]["mean"], row["precision_at_k"]["mean"], xerr=row["sensitivity"]["std"],
+                    yerr=row["precision_at_k"]["std"], fmt=MARKERS[i % len(MARKERS)],
+                    color=colours[i % len(colours)], label=row["constraint"], capsize=2)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     ax.set(xlabel="sensitivity (share of changed predictions)", ylabel="P@k (lower: stronger attack)",
            title=f"{name}: constrained ERAttack on Vanilla")
@@ -74,14 +78,16 @@ def _constrained(plt, name: str, rows: list[dict], out: Path) -> str:
 
 def _k_grid(plt, name: str, rows: list[dict], out: Path) -> str:
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
+    def points(method: str, x: str):  # (x, mean, std) of each row of the method (mean ± std over seeds)
+        return list(zip(*[(r[x], r["precision_at_k_erattack"]["mean"], r["precision_at_k_erattack"]["std"])
+                          for r in rows if r["method"] == method]))
+
     for method in ("vanilla", "r2et"):
-        pts = [(r["k"], r["precision_at_k_erattack"]) for r in rows if r["method"] == method]
-        axes[0].plot(*zip(*pts), "o-", label=METHOD_LABELS[method])
+        axes[0].errorbar(*points(method, "k"), fmt="o-", capsize=2, label=METHOD_LABELS[method])
     axes[0].set(xlabel="k", ylabel="P@k under ERAttack", title="k (trained and attacked at k)")
     axes[0].legend()
-    pts = [(r["n_pairs"], r["precision_at_k_erattack"]) for r in rows if r["method"] == "r2et_mm"]
-    if pts:
-        axes[1].plot(*zip(*pts), "o-")
+    if any(r["method"] == "r2et_mm" for r in rows):
+        axes[1].errorbar(*points("r2et_mm", "n_pairs"), fmt="o-", capsize=2)
     axes[1].set(xlabel="k' (pairs of R2ET-mm)", ylabel="P@k under ERAttack", title="k'")
     fig.suptitle(name)
     return _save(fig, out / f"{name}_k_grid.png")
@@ -204,17 +210,6 @@ def write_figures(results: dict, out: Path) -> dict[str, list[str]]:
     return figures
 
 
-def _fmt(stat: dict) -> str:
-    text = f"{stat['mean']:.4f} ± {stat['std']:.4f}" if stat["std"] else f"{stat['mean']:.4f}"
-    if "ci95" in stat:  # the bootstrap interval over test samples
-        text += " [{:.3f}, {:.3f}]".format(*stat["ci95"])
-    return text
-
-
-def _num(value) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
 def _table1(entry: dict) -> list[str]:
     keys: tuple[str, ...] = ("cauc", "precision_at_k_erattack", "precision_at_k_mse", "aauc")
     head = "| method | cAUC | P@k ERAttack | P@k MSE | aAUC (ERAttack) |"
@@ -225,7 +220,7 @@ def _table1(entry: dict) -> list[str]:
     for method, row in entry["table1"].items():
         chosen = entry.get("selected", {}).get(method)
         picked = ", ".join(f"{v:g}" for v in chosen) if chosen else "–"
-        lines.append(f"| {METHOD_LABELS[method]} | " + " | ".join(_fmt(row[key]) for key in keys)
+        lines.append(f"| {METHOD_LABELS[method]} | " + " | ".join(fmt_stat(row[key]) for key in keys)
                      + f" | {picked} |")
     return lines
 
@@ -303,7 +298,7 @@ def _side_by_side(entry: dict, tuned: dict) -> list[str]:
              "| method | cAUC scratch | cAUC fine-tuned | P@k ERAttack scratch | P@k ERAttack fine-tuned | "
              "P@k MSE scratch | P@k MSE fine-tuned | selected (fine-tuned) |", "|---|" + "---:|" * 6 + "---|"]
     for method in dict.fromkeys([*entry["table1"], *tuned["table1"]]):
-        cells = [_fmt(e["table1"][method][key]) if method in e["table1"] else "–"
+        cells = [fmt_stat(e["table1"][method][key]) if method in e["table1"] else "–"
                  for key in keys for e in (entry, tuned)]
         chosen = tuned.get("selected", {}).get(method)
         cells.append(", ".join(f"{v:g}" for v in chosen) if chosen else "–")
@@ -328,33 +323,6 @@ def render_report(results: dict, figures: dict[str, list[str]]) -> str:
         lines += _validation(entry)
         if entry.get("pretrained"):
             lines += _side_by_side(entry, entry["pretrained"])
-        if entry.get("variants"):
-            lines += ["", "### Table 1 with SmoothGrad and IG explanations (P@k under ERAttack on them)", "",
-                      "| method | SmoothGrad | IG |", "|---|---:|---:|"]
-            lines += [f"| {METHOD_LABELS[m]} | {v['smoothgrad']:.4f} | {v['ig']:.4f} |"
-                      for m, v in entry["variants"].items()]
-        if entry.get("correlation"):
-            threshold = next(iter(entry["correlation"].values())).get("manipulation_threshold", 1.0)
-            when = "its top-k first changes" if threshold >= 1 else f"P@k first falls below {threshold:g}"
-            lines += ["", "### Correlation with the manipulation epoch (Spearman)", "",
-                      f"Manipulation epoch: the attack step at which {when}.", "",
-                      "| model | thickness | Hessian norm |", "|---|---:|---:|"]
-            lines += [f"| {METHOD_LABELS[m]} | {_num(c['spearman_thickness_epoch'])} | "
-                      f"{_num(c['spearman_hessian_epoch'])} |" for m, c in entry["correlation"].items()]
-        if entry.get("constrained"):
-            lines += ["", "### Constrained ERAttack on Vanilla (label's explanation, twice the radius)", "",
-                      "| constraint | P@k | sensitivity |", "|---|---:|---:|"]
-            lines += [f"| {r['constraint']} | {r['precision_at_k']:.4f} | {r['sensitivity']:.4f} |"
-                      for r in entry["constrained"]]
-        if entry.get("k_grid"):
-            lines += ["", "### Sensitivity to k and k'", "", "| method | k | k' | cAUC | P@k ERAttack |",
-                      "|---|---:|---:|---:|---:|"]
-            lines += [f"| {METHOD_LABELS[r['method']]} | {r['k']} | {r['n_pairs'] or '–'} | "
-                      f"{r['cauc']:.4f} | "
-                      f"{r['precision_at_k_erattack']:.4f} |" for r in entry["k_grid"]]
-        lines += ["", "### Faithfulness (saliency of the loss)", "", "| method | DFFOT | COMP | SUFF |",
-                  "|---|---:|---:|---:|"]
-        lines += [f"| {METHOD_LABELS[m]} | {f['dffot']:.4f} | {f['comp']:.4f} | {f['suff']:.4f} |"
-                  for m, f in entry["faithfulness"].items()]
+        lines += study_lines(entry)
         lines += ["", *[f"![{p}]({p})" for p in figures.get(name, [])], ""]
     return "\n".join(lines)

@@ -111,7 +111,8 @@ def budget_curve(model, data, spec, b: Budget, cfg) -> dict:
 
 
 def variants(model, data, spec, b: Budget, cfg) -> dict:
-    """P@k of the SmoothGrad and IG explanations under an ERAttack on that explanation."""
+    """P@k of the SmoothGrad and IG explanations under an ERAttack on that explanation (the mean, and
+    each sample's in ``per_sample``)."""
     x, y = eval_samples(data, cfg, cfg.variant_samples, spec)
     short = b.scaled(cfg.variant_steps)
     explainers = {
@@ -120,10 +121,12 @@ def variants(model, data, spec, b: Budget, cfg) -> dict:
         "ig": IntegratedGradients(model, n_steps=cfg.ig_steps, method="gausslegendre", score=TRAINING_SCORE,
                                   abs=True),
     }
-    out = {}
+    out: dict = {"per_sample": {}}
     for name, explainer in explainers.items():
         er = run_attack(ERAttack, model, data, spec, short, cfg, x, y, explainer=explainer)
-        out[name] = er.final_precision_at_k.double().mean().item()
+        p = er.final_precision_at_k
+        out[name] = p.double().mean().item()
+        out["per_sample"][name] = p.double().tolist()
     return out
 
 
@@ -131,8 +134,10 @@ def faithfulness(model, data, spec, cfg) -> dict:
     x, y = eval_samples(data, cfg, cfg.faithfulness_samples, spec)
     targets = explain_targets(model, x, y, cfg.explain_target)
     maps = attacked_explainer(spec, model).attribute(x, target=targets)
-    return {name: float(metric()(model, x, maps).double().mean()) for name, metric in
-            (("dffot", DFFOT), ("comp", COMP), ("suff", SUFF))}
+    per_sample = {name: metric()(model, x, maps).double() for name, metric in
+                  (("dffot", DFFOT), ("comp", COMP), ("suff", SUFF))}
+    return {**{name: float(v.mean()) for name, v in per_sample.items()},
+            "per_sample": {name: v.tolist() for name, v in per_sample.items()}}
 
 
 def _spearman(a: torch.Tensor, b: torch.Tensor) -> float | None:
@@ -175,8 +180,9 @@ def constrained(model, data, spec, b: Budget, cfg) -> list[dict]:
         result = ERAttack(model, k=b.k, eps=2 * b.eps, alpha=2 * b.alpha, steps=b.steps, norm="linf",
                           step_norm=b.step_norm, constraint=constraint, distance="margin", lower=lower,
                           upper=upper, backend=cfg.backend, explainer=attacked_explainer(spec, model))(x, y)
-        rows.append({"constraint": constraint,
-                     "precision_at_k": result.final_precision_at_k.double().mean().item(),
+        p = result.final_precision_at_k.double()
+        rows.append({"constraint": constraint, "precision_at_k": p.mean().item(),
+                     "per_sample_precision_at_k": p.tolist(),
                      "sensitivity": Sensitivity().share(model, x, result.x_adv)})
     return rows
 

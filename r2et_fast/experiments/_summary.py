@@ -12,7 +12,7 @@ import numpy as np
 # Table 1's metrics that are means of one value per test sample: the ones with a bootstrap interval.
 PER_SAMPLE = ("precision_at_k_erattack", "precision_at_k_mse")
 # Resamples drawn at once: bounds the (chunk, n) index array for large test splits.
-_CHUNK = 100
+CHUNK = 100
 
 
 def log_eps_auc(eps: Sequence[float], values: Sequence[float]) -> float:
@@ -36,8 +36,8 @@ def bootstrap_means(per_seed: Sequence[Sequence[float]], resamples: int, seed: i
     total = np.zeros(resamples)
     for values in per_seed:
         v = np.asarray(values, dtype=float)
-        for start in range(0, resamples, _CHUNK):
-            m = min(_CHUNK, resamples - start)
+        for start in range(0, resamples, CHUNK):
+            m = min(CHUNK, resamples - start)
             total[start:start + m] += v[rng.integers(0, len(v), size=(m, len(v)))].mean(axis=1)
     return total / len(per_seed)
 
@@ -65,7 +65,7 @@ def paired_verdict(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]], r
             "seed_differences": per_seed, "seeds_higher": sum(d > 0 for d in per_seed)}
 
 
-def _mean_std(values: list[float]) -> dict:
+def mean_std(values: list[float]) -> dict:
     arr = np.asarray(values, dtype=float)
     return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0}
 
@@ -75,7 +75,7 @@ def table1(per_method: dict[str, list[dict]], resamples: int, seed: int) -> dict
     metrics (when the records hold their per-sample values), the 95 % bootstrap interval ``ci95``."""
     table = {}
     for method, runs in per_method.items():
-        row = {key: _mean_std([s[key] for s in runs]) for key, v in runs[0].items() if key != "per_sample"}
+        row = {key: mean_std([s[key] for s in runs]) for key, v in runs[0].items() if key != "per_sample"}
         if resamples and all("per_sample" in s for s in runs):
             for key in PER_SAMPLE:
                 row[key]["ci95"] = percentile_interval([s["per_sample"][key] for s in runs], resamples, seed)

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from r2et_fast import _distributed
 from r2et_fast._io import save_json
 from r2et_fast.datasets import Split
+from r2et_fast.experiments import _study_summary as study_summary
 from r2et_fast.experiments import _summary as summary
 from r2et_fast.experiments._cache import StartFrom, cached, data_key, model_key, train_or_load
 from r2et_fast.experiments._report import render_report, write_figures
@@ -69,6 +70,8 @@ class ReproduceConfig:
     datasets: tuple[str, ...] = ("adult", "bank", "compas")
     methods: tuple[str, ...] = METHODS
     seeds: int = 1
+    # the studies beside Table 1 and the k / k' grid run on the first study_seeds seeds (None: all)
+    study_seeds: int | None = None
     quick: bool = False
     out: str = "reproduction"
     k: int | None = None
@@ -130,6 +133,9 @@ class ReproduceConfig:
         if grid is not None and not all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                         and math.isfinite(v) and v > 0 for v in grid):
             raise ValueError(f"finetune_grid must hold finite weights > 0, got {grid!r}")
+        n = self.study_seeds
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= self.seeds):
+            raise ValueError(f"study_seeds must be None or an int in 1..seeds ({self.seeds}), got {n!r}")
         c = self.constrained_samples
         if isinstance(c, bool) or not isinstance(c, int) or c < 1:
             raise ValueError(f"constrained_samples must be an int >= 1, got {c!r}")
@@ -150,6 +156,11 @@ def budget(spec: DatasetSpec, cfg: ReproduceConfig) -> Budget:
     steps = cfg.steps or spec.steps
     alpha = cfg.alpha or spec.alpha * spec.steps / steps
     return Budget(cfg.k or spec.k, cfg.eps or spec.eps, alpha, steps, spec.step_norm)
+
+
+def study_seeds(cfg: ReproduceConfig) -> int:
+    """How many seeds (the first ones) run the studies beside Table 1 and the k / k' grid."""
+    return cfg.seeds if cfg.study_seeds is None else cfg.study_seeds
 
 
 def _subset(data: Split, cfg: ReproduceConfig) -> Split:
@@ -210,7 +221,8 @@ def _k_grid(data, spec, b: Budget, cfg, out: Path, seed: int, trained_on: dict,
         scores = cached(run / f"evaluation_k{k}.json", key,
                         partial(evaluate, model, data, spec, at_k, cfg))
         return {"method": method, "k": k, "n_pairs": extra.get("n_pairs"),
-                "precision_at_k_erattack": scores["precision_at_k_erattack"], "cauc": scores["cauc"]}
+                "precision_at_k_erattack": scores["precision_at_k_erattack"], "cauc": scores["cauc"],
+                "per_sample": scores.get("per_sample", {}).get("precision_at_k_erattack")}
 
     bar = partial(tqdm, desc="k grid", leave=False, disable=not progress)
     rows = _distributed.map_items(runs, one, progress=bar)
@@ -304,7 +316,7 @@ def _dataset(name: str, cfg: ReproduceConfig, out: Path, progress: bool, init: s
     b = budget(spec, cfg)
     per_method: dict = {}
     chosen: dict = {}
-    seed0: dict = {}
+    study_runs: dict = {}  # method -> (run folder, data, model key) of each seed that runs the studies
     refused: dict = {}
     curve_records: dict = {}
     val_curves: dict = {}  # method -> per seed, the validation AUC after each epoch
@@ -354,8 +366,8 @@ def _dataset(name: str, cfg: ReproduceConfig, out: Path, progress: bool, init: s
             if selection is not None:
                 chosen.setdefault(method, []).append(
                     next(r["config"][selection["param"]] for r in selection["candidates"] if r.get("chosen")))
-            if seed == 0:
-                seed0[method] = (Path(record["run"]), data, record["mkey"])
+            if seed < study_seeds(cfg):
+                study_runs.setdefault(method, []).append((Path(record["run"]), data, record["mkey"]))
     boot = (cfg.bootstrap_resamples, cfg.bootstrap_seed)
     entry: dict = {"init": init, "budget": dataclasses.asdict(b), "modality": spec.modality,
                    "table1": summary.table1(per_method, *boot), "claims": summary.claims(per_method, *boot),
@@ -366,8 +378,9 @@ def _dataset(name: str, cfg: ReproduceConfig, out: Path, progress: bool, init: s
                    **({"finetune_grid": list(finetune_grid(spec, cfg))} if init == "pretrained" else {}),
                    "variants": {}, "faithfulness": {}, "correlation": {}}
 
-    def studies(m: str) -> dict:
-        run, data, mkey = seed0[m]
+    def studies(item: tuple[str, int]) -> dict:
+        m, seed = item
+        run, data, mkey = study_runs[m][seed]
         model = load_model(run / MODEL)[0].eval()  # trained (and saved) by whichever rank had it
 
         def study(kind: str, compute, *args):
@@ -379,19 +392,24 @@ def _dataset(name: str, cfg: ReproduceConfig, out: Path, progress: bool, init: s
             found["correlation"] = study("correlation", correlation, model, data, spec, b, cfg)
         if m == "vanilla":
             found["constrained"] = study("constrained", constrained, model, data, spec, b, cfg)
-        if spec.modality != "tabular":
+        if spec.modality != "tabular" and seed == 0:  # one illustration per method
             found["case_study"] = study("case_study", case_study, model, data, spec, b, cfg)
         return found
 
+    items = [(m, seed) for m, runs in study_runs.items() for seed in range(len(runs))]
     bar = partial(tqdm, desc=f"{name} studies", disable=not progress)
-    for m, found in zip(seed0, _distributed.map_items(list(seed0), studies, progress=bar)):
-        for kind in ("variants", "faithfulness", "correlation"):
-            if kind in found:
-                entry[kind][m] = found[kind]
-        if "constrained" in found:
-            entry["constrained"] = found["constrained"]
-        if "case_study" in found:
-            entry.setdefault("case_study", {})[m] = found["case_study"]
+    per_kind: dict = {}  # kind -> method -> the records of its seeds
+    for (m, _), found in zip(items, _distributed.map_items(items, studies, progress=bar)):
+        for kind, record in found.items():
+            per_kind.setdefault(kind, {}).setdefault(m, []).append(record)
+    summaries = (("variants", study_summary.variants), ("faithfulness", study_summary.faithfulness),
+                 ("correlation", study_summary.correlation))
+    for kind, summarise in summaries:
+        entry[kind] = {m: summarise(records, *boot) for m, records in per_kind.get(kind, {}).items()}
+    if "vanilla" in per_kind.get("constrained", {}):
+        entry["constrained"] = study_summary.constrained(per_kind["constrained"]["vanilla"], *boot)
+    if per_kind.get("case_study"):
+        entry["case_study"] = {m: records[0] for m, records in per_kind["case_study"].items()}
     return entry
 
 
@@ -407,15 +425,18 @@ def reproduce(cfg: ReproduceConfig, *, progress: bool = True) -> dict:
             entry["pretrained"] = _dataset(name, cfg, out, progress, "pretrained")
         if name == grid_on and cfg.k_grid:  # the k / k' study on one data set (it retrains)
             spec = get_spec(name)
-            data = _subset(spec.load(0), cfg)
             grids: dict[str, Any] = {"k_grid": spec.k_grid, "n_pairs_grid": spec.n_pairs_grid}
             if not cfg.quick:  # the data set's own grids (k = 50 for images and graphs)
                 grid_cfg = dataclasses.replace(cfg, **{k: v for k, v in grids.items() if v is not None})
             else:
                 grid_cfg = cfg
-            runs = out / "runs" / name / "seed0"
-            entry["k_grid"] = _k_grid(data, spec, budget(spec, cfg), grid_cfg, runs, 0,
-                                      data_key(name, 0, cfg.max_train, data), progress)
+            per_seed = []
+            for seed in range(study_seeds(cfg)):
+                data = _subset(spec.load(seed), cfg)
+                runs = out / "runs" / name / f"seed{seed}"
+                per_seed.append(_k_grid(data, spec, budget(spec, cfg), grid_cfg, runs, seed,
+                                        data_key(name, seed, cfg.max_train, data), progress))
+            entry["k_grid"] = study_summary.k_grid(per_seed, cfg.bootstrap_resamples, cfg.bootstrap_seed)
         results["datasets"][name] = entry
     if _distributed.is_main():  # every rank holds the results; one writes them
         save_json(out / "results.json", results)

@@ -1,0 +1,64 @@
+"""The markdown of the studies beside Table 1 in the `r2et-fast reproduce` report: each cell is the
+mean ± std over the seeds that ran the study and, in brackets, the 95 % bootstrap interval over
+test samples (``_study_summary``)."""
+
+from __future__ import annotations
+
+from r2et_fast.train import METHOD_LABELS
+
+
+def fmt_stat(stat: dict | None) -> str:
+    """``mean ± std [lo, hi]`` (the std only with more than one seed, the interval where it exists)."""
+    if stat is None:
+        return "n/a"
+    text = f"{stat['mean']:.4f} ± {stat['std']:.4f}" if stat["std"] else f"{stat['mean']:.4f}"
+    if "ci95" in stat:  # the bootstrap interval over test samples
+        text += " [{:.3f}, {:.3f}]".format(*stat["ci95"])
+    return text
+
+
+def _seeds_of(entry: dict) -> int:
+    for kind in ("faithfulness", "variants"):
+        for row in entry.get(kind, {}).values():
+            return next(iter(row.values()))["seeds"]
+    return 0
+
+
+def study_lines(entry: dict) -> list[str]:
+    """Variants, correlations, constrained attacks, the k / k' grid and faithfulness."""
+    lines: list[str] = []
+    n = _seeds_of(entry)
+    if n:
+        lines += ["", f"The studies below ran on the first {n} seed(s): mean ± std over them and, in "
+                  "brackets, the 95 % bootstrap interval over test samples (left out where a cached "
+                  "record predates its per-sample values)."]
+    if entry.get("variants"):
+        lines += ["", "### Table 1 with SmoothGrad and IG explanations (P@k under ERAttack on them)", "",
+                  "| method | SmoothGrad | IG |", "|---|---:|---:|"]
+        lines += [f"| {METHOD_LABELS[m]} | {fmt_stat(v['smoothgrad'])} | {fmt_stat(v['ig'])} |"
+                  for m, v in entry["variants"].items()]
+    if entry.get("correlation"):
+        threshold = next(iter(entry["correlation"].values())).get("manipulation_threshold", 1.0)
+        when = "its top-k first changes" if threshold >= 1 else f"P@k first falls below {threshold:g}"
+        lines += ["", "### Correlation with the manipulation epoch (Spearman)", "",
+                  f"Manipulation epoch: the attack step at which {when}.", "",
+                  "| model | thickness | Hessian norm |", "|---|---:|---:|"]
+        lines += [f"| {METHOD_LABELS[m]} | {fmt_stat(c['spearman_thickness_epoch'])} | "
+                  f"{fmt_stat(c['spearman_hessian_epoch'])} |" for m, c in entry["correlation"].items()]
+    if entry.get("constrained"):
+        lines += ["", "### Constrained ERAttack on Vanilla (label's explanation, twice the radius)", "",
+                  "| constraint | P@k | sensitivity |", "|---|---:|---:|"]
+        lines += [f"| {r['constraint']} | {fmt_stat(r['precision_at_k'])} | {fmt_stat(r['sensitivity'])} |"
+                  for r in entry["constrained"]]
+    if entry.get("k_grid"):
+        lines += ["", "### Sensitivity to k and k'", "", "| method | k | k' | cAUC | P@k ERAttack |",
+                  "|---|---:|---:|---:|---:|"]
+        lines += [f"| {METHOD_LABELS[r['method']]} | {r['k']} | {r['n_pairs'] or '–'} | "
+                  f"{fmt_stat(r['cauc'])} | {fmt_stat(r['precision_at_k_erattack'])} |"
+                  for r in entry["k_grid"]]
+    if entry.get("faithfulness"):
+        lines += ["", "### Faithfulness (saliency of the loss)", "", "| method | DFFOT | COMP | SUFF |",
+                  "|---|---:|---:|---:|"]
+        lines += [f"| {METHOD_LABELS[m]} | {fmt_stat(f['dffot'])} | {fmt_stat(f['comp'])} | "
+                  f"{fmt_stat(f['suff'])} |" for m, f in entry["faithfulness"].items()]
+    return lines

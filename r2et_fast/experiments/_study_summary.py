@@ -1,0 +1,122 @@
+"""The studies beside Table 1 summarised over seeds (docs/spec.md §9): for each study of
+`r2et-fast reproduce` (SmoothGrad / IG variants, faithfulness, correlations, constrained attacks,
+the k / k' grid), the mean ± std over the seeds that ran it and, where every seed's record holds
+its per-sample values, the 95 % percentile bootstrap interval over test samples (``_summary``).
+
+Records cached before they kept per-sample values still give the mean ± std; only the interval is
+left out, so a resumed run never recomputes a study just to add it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.stats
+
+from r2et_fast.experiments._summary import CHUNK, mean_std, percentile_interval
+
+VARIANTS = ("smoothgrad", "ig")
+FAITHFULNESS = ("dffot", "comp", "suff")
+SPEARMAN = ("spearman_thickness_epoch", "spearman_hessian_epoch")
+
+
+def stat(values: Sequence[float], per_sample: Sequence | None, resamples: int, seed: int) -> dict:
+    """Mean ± std over seeds of ``values``; with ``per_sample`` (one list per seed, none missing) also
+    the interval ``ci95`` of that mean over test samples."""
+    out = mean_std(list(values))
+    out["seeds"] = len(values)
+    if resamples and per_sample is not None and all(p is not None and len(p) for p in per_sample):
+        out["ci95"] = percentile_interval(per_sample, resamples, seed)
+    return out
+
+
+def _per_sample(records: list[dict], key: str) -> list | None:
+    found = [r.get("per_sample", {}).get(key) for r in records]
+    return None if any(v is None for v in found) else found
+
+
+def variants(records: list[dict], resamples: int, seed: int) -> dict:
+    """One method's SmoothGrad and IG P@k (one record per seed)."""
+    return {name: stat([r[name] for r in records], _per_sample(records, name), resamples, seed)
+            for name in VARIANTS}
+
+
+def faithfulness(records: list[dict], resamples: int, seed: int) -> dict:
+    return {name: stat([r[name] for r in records], _per_sample(records, name), resamples, seed)
+            for name in FAITHFULNESS}
+
+
+def _spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Spearman's rho of each row pair (average ranks); NaN where a row is constant."""
+    ra = scipy.stats.rankdata(a, axis=1)
+    rb = scipy.stats.rankdata(b, axis=1)
+    ra -= ra.mean(axis=1, keepdims=True)
+    rb -= rb.mean(axis=1, keepdims=True)
+    den = np.sqrt((ra * ra).sum(axis=1) * (rb * rb).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (ra * rb).sum(axis=1) / den, np.nan)
+
+
+def spearman_interval(pairs: Sequence[tuple[Sequence[float], Sequence[float]]], resamples: int, seed: int,
+                      level: float = 0.95) -> list[float] | None:
+    """Percentile bootstrap interval of the mean over seeds of Spearman(x, y): each seed's samples are
+    resampled on their own. None when a resample's rho is undefined (a constant column) too often to
+    trust the tails (more than 1 % of the resamples)."""
+    rng = np.random.default_rng(seed)
+    total = np.zeros(resamples)
+    for x, y in pairs:
+        xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        for start in range(0, resamples, CHUNK):
+            m = min(CHUNK, resamples - start)
+            idx = rng.integers(0, len(xs), size=(m, len(xs)))
+            total[start:start + m] += _spearman_rows(xs[idx], ys[idx])
+    means = total / len(pairs)
+    finite = means[np.isfinite(means)]
+    if len(finite) < 0.99 * resamples:
+        return None
+    tail = 100 * (1 - level) / 2
+    return [float(v) for v in np.percentile(finite, [tail, 100 - tail])]
+
+
+def correlation(records: list[dict], resamples: int, seed: int) -> dict:
+    """Spearman of thickness and of the Hessian norm with the manipulation epoch, over seeds (seeds
+    where a rho is undefined are left out of its mean); the first seed's samples for the figure."""
+    out: dict = {"manipulation_threshold": records[0].get("manipulation_threshold", 1.0),
+                 "seed0": {key: records[0][key] for key in ("hessian", "thickness", "epoch")}}
+    for key, column in zip(SPEARMAN, ("thickness", "hessian")):
+        values = [r[key] for r in records if r[key] is not None]
+        if not values:
+            out[key] = None
+            continue
+        out[key] = stat(values, None, 0, seed)
+        if resamples and len(values) == len(records):
+            ci = spearman_interval([(r[column], r["epoch"]) for r in records], resamples, seed)
+            if ci is not None:
+                out[key]["ci95"] = ci
+    return out
+
+
+def constrained(per_seed: list[list[dict]], resamples: int, seed: int) -> list[dict]:
+    """Each constraint handler's P@k and sensitivity over seeds (one row list per seed)."""
+    rows = []
+    for i, first in enumerate(per_seed[0]):
+        mine = [rows_of_seed[i] for rows_of_seed in per_seed]
+        samples = [r.get("per_sample_precision_at_k") for r in mine]
+        rows.append({"constraint": first["constraint"],
+                     "precision_at_k": stat([r["precision_at_k"] for r in mine],
+                                            None if None in samples else samples, resamples, seed),
+                     "sensitivity": stat([r["sensitivity"] for r in mine], None, 0, seed)})
+    return rows
+
+
+def k_grid(per_seed: list[list[dict]], resamples: int, seed: int) -> list[dict]:
+    """The k / k' grid over seeds: one row per (method, k, k'), in the first seed's order."""
+    rows = []
+    for i, first in enumerate(per_seed[0]):
+        mine = [rows_of_seed[i] for rows_of_seed in per_seed]
+        samples = [r.get("per_sample") for r in mine]
+        rows.append({"method": first["method"], "k": first["k"], "n_pairs": first["n_pairs"],
+                     "precision_at_k_erattack": stat([r["precision_at_k_erattack"] for r in mine],
+                                                     None if None in samples else samples, resamples, seed),
+                     "cauc": stat([r["cauc"] for r in mine], None, 0, seed)})
+    return rows
