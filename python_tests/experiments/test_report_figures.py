@@ -40,7 +40,8 @@ def test_tradeoff_labels_do_not_overlap():
 
 def test_constrained_labels_do_not_overlap(tmp_path):
     plt = _report._plt()
-    rows = [{"constraint": c, "sensitivity": {"mean": 0.0, "std": 0.0}, "precision_at_k": {"mean": 0.5, "std": 0.0}}
+    zero, half = {"mean": 0.0, "std": 0.0}, {"mean": 0.5, "std": 0.0}
+    rows = [{"constraint": c, "sensitivity": zero, "precision_at_k": half}
             for c in ("none", "early_stop", "gda", "hedge", "qp", "fixed")]
     captured = []
     save = _report._save
