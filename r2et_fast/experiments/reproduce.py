@@ -4,10 +4,11 @@ ERAttack and the MSE attack, and write ``results.json`` and ``report.md`` with f
 
 Per data set the report holds Table 1 (mean ± std over seeds, 95 % bootstrap intervals over test
 samples, the areas under the budget curves), the paired verdicts of the paper's claims, the budget
-curves (P@k vs eps), the SmoothGrad and IG variants of
-Table 1, the correlation study (Hessian norm, thickness, manipulation epoch), constrained attacks
-(P@k vs sensitivity per handler), the accuracy–robustness trade-off, the k / k' grid (first data set)
-and faithfulness. Interrupted runs resume: training from its checkpoints, every evaluation from
+curves (P@k vs eps), the accuracy–robustness trade-off and the studies, each over the seeds
+(mean ± std and intervals, ``_study_summary``; ``study_seeds`` limits them to the first seeds): the
+SmoothGrad and IG variants of Table 1, the correlation study (Hessian norm, thickness, manipulation
+epoch), constrained attacks (P@k vs sensitivity per handler), the k / k' grid (one data set) and
+faithfulness. Interrupted runs resume: training from its checkpoints, every evaluation from
 its cached JSON; both are keyed by their settings (``_cache``), so a changed setting recomputes.
 ``ReproduceConfig.init`` picks from-scratch training, the authors' fine-tuning of Vanilla, or both.
 """
