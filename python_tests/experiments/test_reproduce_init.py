@@ -104,6 +104,10 @@ def test_pretrained_fine_tunes_vanilla_and_is_cached_apart(tmp_path, fits):
     assert entry_both["pretrained"]["finetune_grid"] == [1e-3, 1.0]
     assert "### The paper's claims, fine-tuned" in report
     assert "Fine-tuning weights: 0.001, 1 (adaptive)" in report
+    # the fine-tuned models' studies have their own section (Vanilla's constrained attacks only once)
+    tuned = report[report.index("### Studies of the fine-tuned models"):]
+    assert "#### Faithfulness (saliency of the loss), fine-tuned" in tuned and "Constrained" not in tuned
+    assert "The studies of the fine-tuned models ran on the first 1 seed(s)" in tuned
 
 
 def test_default_init_is_scratch_and_keys_unchanged(tmp_path, monkeypatch):

@@ -42,7 +42,7 @@ def test_studies_run_on_every_seed_and_summarise(tmp_path):
         for name in ("dffot", "comp", "suff"):
             assert entry["faithfulness"][method][name]["seeds"] == 2
         corr = entry["correlation"][method]
-        assert len(corr["seed0"]["epoch"]) == 12
+        assert len(corr["points"]["epoch"]) == 12 and corr["points"]["seed"] == 0
         for key in study_summary.SPEARMAN:  # a rho is left out only where it is undefined
             assert corr[key] is None or 1 <= corr[key]["seeds"] <= 2
     assert [r["constraint"] for r in entry["constrained"]] == ["none", "early_stop"]
@@ -95,7 +95,21 @@ def test_spearman_interval_brackets_the_statistic():
 
 
 def test_report_json_round_trip(tmp_path):
-    """results.json holds the summaries (no per-sample arrays but the figure's first seed)."""
+    """results.json holds the summaries (no per-sample arrays but the correlation figure's points)."""
     reproduce(_cfg(tmp_path, methods=("vanilla",), k_grid=()), progress=False)
     entry = json.loads((tmp_path / "results.json").read_text())["datasets"]["compas"]
     assert "per_sample" not in json.dumps(entry["variants"]) + json.dumps(entry["constrained"])
+
+
+def test_report_cells_say_how_many_seeds_they_average():
+    from r2et_fast.experiments import _report_studies
+
+    two = {"mean": 0.5, "std": 0.1, "seeds": 2, "ci95": [0.4, 0.6]}
+    one = {"mean": 0.5, "std": 0.0, "seeds": 1}
+    assert _report_studies.fmt_stat(two) == "0.5000 ± 0.1000 [0.400, 0.600]"
+    assert _report_studies._rho(one, 2) == "0.5000 (1 of 2 seeds)" and _report_studies._rho(None, 2) == "n/a"
+    entry = {"faithfulness": {"vanilla": {k: two for k in ("dffot", "comp", "suff")}},
+             "correlation": {"vanilla": {"spearman_thickness_epoch": one, "spearman_hessian_epoch": None}}}
+    text = "\n".join(_report_studies.study_lines(entry, resamples=0))
+    assert "first 2 seed(s): mean ± std over them." in text and "bootstrap" not in text
+    assert "| Vanilla | 0.5000 (1 of 2 seeds) | n/a |" in text

@@ -49,9 +49,9 @@ def _tradeoff(plt, name: str, entry: dict, out: Path) -> str:
 
 
 def _correlation(plt, name: str, method: str, corr: dict, out: Path) -> str:
-    """The first seed's samples; each title gives the mean Spearman over the seeds."""
+    """The first study seed's samples; each title gives the mean Spearman over the seeds."""
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
-    points = corr["seed0"]
+    points = corr["points"]
     for ax, key, label in ((axes[0], "thickness", "thickness"), (axes[1], "hessian", "Hessian norm")):
         ax.scatter(points[key], points["epoch"], s=8)
         rho = corr[f"spearman_{key}_epoch"]
@@ -59,7 +59,7 @@ def _correlation(plt, name: str, method: str, corr: dict, out: Path) -> str:
                title=f"Spearman {rho['mean']:.2f} (mean of {rho['seeds']} seeds)" if rho else "Spearman n/a")
         if key == "hessian" and min(points[key], default=0) > 0:
             ax.set_xscale("log")  # the Hessian norm spans orders of magnitude
-    fig.suptitle(f"{name}, {METHOD_LABELS[method]} (points: the first seed's test samples)")
+    fig.suptitle(f"{name}, {METHOD_LABELS[method]} (points: seed {points.get('seed', 0)}'s test samples)")
     return _save(fig, out / f"{name}_{method}_correlation.png")
 
 
@@ -83,7 +83,8 @@ def _k_grid(plt, name: str, rows: list[dict], out: Path) -> str:
                           for r in rows if r["method"] == method]))
 
     for method in ("vanilla", "r2et"):
-        axes[0].errorbar(*points(method, "k"), fmt="o-", capsize=2, label=METHOD_LABELS[method])
+        if any(r["method"] == method for r in rows):
+            axes[0].errorbar(*points(method, "k"), fmt="o-", capsize=2, label=METHOD_LABELS[method])
     axes[0].set(xlabel="k", ylabel="P@k under ERAttack", title="k (trained and attacked at k)")
     axes[0].legend()
     if any(r["method"] == "r2et_mm" for r in rows):
@@ -323,6 +324,9 @@ def render_report(results: dict, figures: dict[str, list[str]]) -> str:
         lines += _validation(entry)
         if entry.get("pretrained"):
             lines += _side_by_side(entry, entry["pretrained"])
-        lines += study_lines(entry)
+        lines += study_lines(entry, resamples=cfg["bootstrap_resamples"])
+        if entry.get("pretrained") and entry["pretrained"].get("faithfulness"):
+            lines += ["", "### Studies of the fine-tuned models",
+                      *study_lines(entry["pretrained"], "####", ", fine-tuned", cfg["bootstrap_resamples"])]
         lines += ["", *[f"![{p}]({p})" for p in figures.get(name, [])], ""]
     return "\n".join(lines)

@@ -80,9 +80,9 @@ def spearman_interval(pairs: Sequence[tuple[Sequence[float], Sequence[float]]], 
 
 def correlation(records: list[dict], resamples: int, seed: int) -> dict:
     """Spearman of thickness and of the Hessian norm with the manipulation epoch, over seeds (seeds
-    where a rho is undefined are left out of its mean); the first seed's samples for the figure."""
+    where a rho is undefined are left out of its mean); the first record's samples for the figure."""
     out: dict = {"manipulation_threshold": records[0].get("manipulation_threshold", 1.0),
-                 "seed0": {key: records[0][key] for key in ("hessian", "thickness", "epoch")}}
+                 "points": {key: records[0][key] for key in ("hessian", "thickness", "epoch")}}
     for key, column in zip(SPEARMAN, ("thickness", "hessian")):
         values = [r[key] for r in records if r[key] is not None]
         if not values:

@@ -317,7 +317,7 @@ def _dataset(name: str, cfg: ReproduceConfig, out: Path, progress: bool, init: s
     b = budget(spec, cfg)
     per_method: dict = {}
     chosen: dict = {}
-    study_runs: dict = {}  # method -> (run folder, data, model key) of each seed that runs the studies
+    study_runs: dict = {}  # method -> (seed, run folder, data, model key) of each seed that runs the studies
     refused: dict = {}
     curve_records: dict = {}
     val_curves: dict = {}  # method -> per seed, the validation AUC after each epoch
@@ -368,7 +368,7 @@ def _dataset(name: str, cfg: ReproduceConfig, out: Path, progress: bool, init: s
                 chosen.setdefault(method, []).append(
                     next(r["config"][selection["param"]] for r in selection["candidates"] if r.get("chosen")))
             if seed < study_seeds(cfg):
-                study_runs.setdefault(method, []).append((Path(record["run"]), data, record["mkey"]))
+                study_runs.setdefault(method, []).append((seed, Path(record["run"]), data, record["mkey"]))
     boot = (cfg.bootstrap_resamples, cfg.bootstrap_seed)
     entry: dict = {"init": init, "budget": dataclasses.asdict(b), "modality": spec.modality,
                    "table1": summary.table1(per_method, *boot), "claims": summary.claims(per_method, *boot),
@@ -380,8 +380,8 @@ def _dataset(name: str, cfg: ReproduceConfig, out: Path, progress: bool, init: s
                    "variants": {}, "faithfulness": {}, "correlation": {}}
 
     def studies(item: tuple[str, int]) -> dict:
-        m, seed = item
-        run, data, mkey = study_runs[m][seed]
+        m, i = item
+        seed, run, data, mkey = study_runs[m][i]
         model = load_model(run / MODEL)[0].eval()  # trained (and saved) by whichever rank had it
 
         def study(kind: str, compute, *args):
@@ -393,11 +393,11 @@ def _dataset(name: str, cfg: ReproduceConfig, out: Path, progress: bool, init: s
             found["correlation"] = study("correlation", correlation, model, data, spec, b, cfg)
         if m == "vanilla":
             found["constrained"] = study("constrained", constrained, model, data, spec, b, cfg)
-        if spec.modality != "tabular" and seed == 0:  # one illustration per method
+        if spec.modality != "tabular" and i == 0:  # one illustration per method, its first seed
             found["case_study"] = study("case_study", case_study, model, data, spec, b, cfg)
         return found
 
-    items = [(m, seed) for m, runs in study_runs.items() for seed in range(len(runs))]
+    items = [(m, i) for m, runs in study_runs.items() for i in range(len(runs))]
     bar = partial(tqdm, desc=f"{name} studies", disable=not progress)
     per_kind: dict = {}  # kind -> method -> the records of its seeds
     for (m, _), found in zip(items, _distributed.map_items(items, studies, progress=bar)):
@@ -407,6 +407,8 @@ def _dataset(name: str, cfg: ReproduceConfig, out: Path, progress: bool, init: s
                  ("correlation", study_summary.correlation))
     for kind, summarise in summaries:
         entry[kind] = {m: summarise(records, *boot) for m, records in per_kind.get(kind, {}).items()}
+    for m, corr in entry["correlation"].items():  # whose samples the figure shows
+        corr["points"]["seed"] = study_runs[m][0][0]
     if "vanilla" in per_kind.get("constrained", {}):
         entry["constrained"] = study_summary.constrained(per_kind["constrained"]["vanilla"], *boot)
     if per_kind.get("case_study"):
