@@ -54,6 +54,10 @@ def test_studies_run_on_every_seed_and_summarise(tmp_path):
                for r in entry["k_grid"])
     report = (tmp_path / "report.md").read_text()
     assert "ran on the first 2 seed(s)" in report and "| Vanilla | 4 | – |" in report
+    for method in ("vanilla", "r2et"):  # the second claim's verdict, where both rhos are defined
+        claim = entry["correlation"][method]["claim"]
+        assert claim is None or (claim["verdict"] in ("supported", "not supported", "undecided")
+                                 and len(claim["seed_differences"]) == 2)
 
 
 def test_study_seeds_limits_the_studies(tmp_path):
@@ -113,3 +117,25 @@ def test_report_cells_say_how_many_seeds_they_average():
     text = "\n".join(_report_studies.study_lines(entry, resamples=0))
     assert "first 2 seed(s): mean ± std over them." in text and "bootstrap" not in text
     assert "| Vanilla | 0.5000 (1 of 2 seeds) | n/a |" in text
+
+
+def test_thickness_verdict_is_paired_and_counts_seeds():
+    rng = np.random.default_rng(2)
+
+    def record(strength: float) -> dict:
+        epoch = rng.normal(size=300)
+        thick, hess = epoch + rng.normal(scale=0.5, size=300), epoch * strength + rng.normal(size=300)
+        rho = [scipy.stats.spearmanr(v, epoch).statistic for v in (thick, hess)]
+        return {"thickness": thick.tolist(), "hessian": hess.tolist(), "epoch": epoch.tolist(),
+                "spearman_thickness_epoch": rho[0], "spearman_hessian_epoch": rho[1]}
+
+    clear = study_summary.thickness_verdict([record(0.0), record(0.0)], 300, 0)
+    assert clear["verdict"] == "supported" and clear["seeds_higher"] == 2 and clear["ci"][0] > 0
+    assert clear["difference"] == pytest.approx(np.mean(clear["seed_differences"]))
+    reverse = study_summary.thickness_verdict([record(5.0)], 300, 0)  # the Hessian norm tracks it better
+    assert reverse["verdict"] == "not supported" and reverse["seeds_higher"] == 0
+    assert study_summary.thickness_verdict([record(0.0)], 0, 0) is None  # no resamples, no verdict
+    undefined = {**record(0.0), "spearman_hessian_epoch": None}
+    assert study_summary.thickness_verdict([undefined], 100, 0) is None
+    summary = study_summary.correlation([record(0.0)], 200, 0)
+    assert summary["claim"]["verdict"] == "supported"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from r2et_fast.experiments._report_studies import fmt_stat, study_lines
+from r2et_fast.experiments._report_studies import fmt_stat, study_lines, verdict_text
 from r2et_fast.train import METHOD_LABELS
 
 
@@ -247,18 +247,9 @@ def _claims(entry: dict, which: str) -> list[str]:
         return []
     lines = ["", f"### The paper's claims{which} (paired bootstrap over test samples, 95 %)", ""]
     lines += [f"- {METHOD_LABELS[c['method']]}'s P@k under {_ATTACKS[c['metric']]} is higher than "
-              f"{METHOD_LABELS[c['baseline']]}'s: **{c['verdict']}** "
-              f"(difference {c['difference']:+.4f}, " "[{:+.4f}, {:+.4f}]".format(*c["ci"]) + _seeds(c) + ")"
-              for c in entry["claims"]]
+              f"{METHOD_LABELS[c['baseline']]}'s: {verdict_text(c)}" for c in entry["claims"]]
     return lines + ["", "The interval resamples test samples with the trained models held fixed; the seeds "
                     "count says in how many seeds (retrained models, new split) the difference was positive."]
-
-
-def _seeds(claim: dict) -> str:
-    if "seed_differences" not in claim:  # results written before the per-seed record
-        return ""
-    n = len(claim["seed_differences"])
-    return f"; higher in {claim['seeds_higher']} of {n} seed{'s' if n > 1 else ''}"
 
 
 def _validation(entry: dict) -> list[str]:

@@ -17,6 +17,17 @@ def fmt_stat(stat: dict | None) -> str:
     return text
 
 
+def verdict_text(claim: dict) -> str:
+    """``**verdict** (difference d, [lo, hi]; higher in N of M seeds)``: the seeds count is the seeds'
+    part of a claim's uncertainty, which the interval (models held fixed) does not cover."""
+    text = f"**{claim['verdict']}** (difference {claim['difference']:+.4f}, " + \
+        "[{:+.4f}, {:+.4f}]".format(*claim["ci"])
+    if "seed_differences" in claim:  # results written before the per-seed record have none
+        n = len(claim["seed_differences"])
+        text += f"; higher in {claim['seeds_higher']} of {n} seed{'s' if n > 1 else ''}"
+    return text + ")"
+
+
 def _seeds_of(entry: dict) -> int:
     for kind in ("faithfulness", "variants"):
         for row in entry.get(kind, {}).values():
@@ -54,6 +65,10 @@ def study_lines(entry: dict, heading: str = "###", which: str = "", resamples: i
                   "| model | thickness | Hessian norm |", "|---|---:|---:|"]
         lines += [f"| {METHOD_LABELS[m]} | {_rho(c['spearman_thickness_epoch'], n)} | "
                   f"{_rho(c['spearman_hessian_epoch'], n)} |" for m, c in entry["correlation"].items()]
+        claims = [(m, c["claim"]) for m, c in entry["correlation"].items() if c.get("claim")]
+        if claims:  # the paper's second claim, per model (paired bootstrap over test samples)
+            lines += [""] + [f"- {METHOD_LABELS[m]}: thickness correlates with it more strongly than the "
+                             f"Hessian norm does: {verdict_text(c)}" for m, c in claims]
     if entry.get("constrained") and not which:  # Vanilla's: the same model in either init
         lines += ["", f"{heading} Constrained ERAttack on Vanilla (label's explanation, twice the radius)",
                   "", "| constraint | P@k | sensitivity |", "|---|---:|---:|"]

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.stats
 
-from r2et_fast.experiments._summary import CHUNK, mean_std, percentile_interval
+from r2et_fast.experiments._summary import CHUNK, mean_std, percentile_interval, verdict_of
 
 VARIANTS = ("smoothgrad", "ig")
 FAITHFULNESS = ("dffot", "comp", "suff")
@@ -57,25 +57,55 @@ def _spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(den > 0, (ra * rb).sum(axis=1) / den, np.nan)
 
 
-def spearman_interval(pairs: Sequence[tuple[Sequence[float], Sequence[float]]], resamples: int, seed: int,
-                      level: float = 0.95) -> list[float] | None:
-    """Percentile bootstrap interval of the mean over seeds of Spearman(x, y): each seed's samples are
-    resampled on their own. None when a resample's rho is undefined (a constant column) too often to
-    trust the tails (more than 1 % of the resamples)."""
+def _replicates(per_seed: Sequence[Sequence[Sequence[float]]], resamples: int, seed: int,
+                statistic) -> np.ndarray:
+    """``resamples`` replicates of the mean over seeds of ``statistic`` (rows of resampled columns):
+    each seed's samples are resampled on their own, its columns together (the same indices)."""
     rng = np.random.default_rng(seed)
     total = np.zeros(resamples)
-    for x, y in pairs:
-        xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    for columns in per_seed:
+        arrays = [np.asarray(c, dtype=float) for c in columns]
+        n = len(arrays[0])
         for start in range(0, resamples, CHUNK):
             m = min(CHUNK, resamples - start)
-            idx = rng.integers(0, len(xs), size=(m, len(xs)))
-            total[start:start + m] += _spearman_rows(xs[idx], ys[idx])
-    means = total / len(pairs)
-    finite = means[np.isfinite(means)]
-    if len(finite) < 0.99 * resamples:
+            idx = rng.integers(0, n, size=(m, n))
+            total[start:start + m] += statistic(*(a[idx] for a in arrays))
+    return total / len(per_seed)
+
+
+def _tails(replicates: np.ndarray, level: float) -> list[float] | None:
+    """The percentile interval of the finite replicates; None when more than 1 % are undefined (a
+    resample with a constant column has no rho), too many to trust the tails."""
+    finite = replicates[np.isfinite(replicates)]
+    if len(finite) < 0.99 * len(replicates):
         return None
     tail = 100 * (1 - level) / 2
     return [float(v) for v in np.percentile(finite, [tail, 100 - tail])]
+
+
+def spearman_interval(pairs: Sequence[tuple[Sequence[float], Sequence[float]]], resamples: int, seed: int,
+                      level: float = 0.95) -> list[float] | None:
+    """Percentile bootstrap interval of the mean over seeds of Spearman(x, y) (None: see ``_tails``)."""
+    return _tails(_replicates(pairs, resamples, seed, _spearman_rows), level)
+
+
+def thickness_verdict(records: list[dict], resamples: int, seed: int, level: float = 0.95) -> dict | None:
+    """The claim "thickness correlates with the manipulation epoch more strongly than the Hessian
+    norm": a paired bootstrap of rho(thickness) - rho(Hessian norm), both on the same resampled
+    samples, as ``_summary.paired_verdict``. None without resamples or where a rho is undefined."""
+    if not resamples or any(r[key] is None for r in records for key in SPEARMAN):
+        return None
+
+    def gap(thick, hess, epoch):
+        return _spearman_rows(thick, epoch) - _spearman_rows(hess, epoch)
+
+    ci = _tails(_replicates([(r["thickness"], r["hessian"], r["epoch"]) for r in records], resamples, seed,
+                            gap), level)
+    if ci is None:
+        return None
+    per_seed = [r[SPEARMAN[0]] - r[SPEARMAN[1]] for r in records]
+    return {"difference": float(np.mean(per_seed)), "ci": ci, "verdict": verdict_of(*ci),
+            "seed_differences": per_seed, "seeds_higher": sum(d > 0 for d in per_seed)}
 
 
 def correlation(records: list[dict], resamples: int, seed: int) -> dict:
@@ -93,6 +123,7 @@ def correlation(records: list[dict], resamples: int, seed: int) -> dict:
             ci = spearman_interval([(r[column], r["epoch"]) for r in records], resamples, seed)
             if ci is not None:
                 out[key]["ci95"] = ci
+    out["claim"] = thickness_verdict(records, resamples, seed)
     return out
 
 

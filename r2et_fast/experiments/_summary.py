@@ -50,6 +50,11 @@ def percentile_interval(per_seed: Sequence[Sequence[float]], resamples: int, see
     return [float(v) for v in np.percentile(means, [tail, 100 - tail])]
 
 
+def verdict_of(lo: float, hi: float) -> str:
+    """A claim "a is higher than b" from the interval of the difference a - b."""
+    return "supported" if lo > 0 else "not supported" if hi < 0 else "undecided"
+
+
 def paired_verdict(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]], resamples: int, seed: int,
                    level: float = 0.95) -> dict:
     """Is the mean of ``a`` higher than that of ``b``? Per seed the two methods are scored on the
@@ -57,7 +62,7 @@ def paired_verdict(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]], r
     when the interval of the mean difference lies above 0, not supported when below, else undecided."""
     diffs = [np.asarray(x, dtype=float) - np.asarray(y, dtype=float) for x, y in zip(a, b, strict=True)]
     lo, hi = percentile_interval(diffs, resamples, seed, level)
-    verdict = "supported" if lo > 0 else "not supported" if hi < 0 else "undecided"
+    verdict = verdict_of(lo, hi)
     # The interval holds the trained models fixed; how often a retrained pair keeps the sign is the
     # seeds' part of the uncertainty, which the interval does not cover.
     per_seed = [float(d.mean()) for d in diffs]
