@@ -67,8 +67,8 @@ def study_lines(entry: dict, heading: str = "###", which: str = "", resamples: i
                   f"{_rho(c['spearman_hessian_epoch'], n)} |" for m, c in entry["correlation"].items()]
         claims = [(m, c["claim"]) for m, c in entry["correlation"].items() if c.get("claim")]
         if claims:  # the paper's second claim, per model (paired bootstrap over test samples)
-            lines += [""] + [f"- {METHOD_LABELS[m]}: thickness tracks the manipulation epoch more closely than the "
-                             f"Hessian norm does: {verdict_text(c)}" for m, c in claims]
+            lines += [""] + [f"- {METHOD_LABELS[m]}: thickness tracks the manipulation epoch more closely "
+                             f"than the Hessian norm does: {verdict_text(c)}" for m, c in claims]
     if entry.get("constrained") and not which:  # Vanilla's: the same model in either init
         lines += ["", f"{heading} Constrained ERAttack on Vanilla (label's explanation, twice the radius)",
                   "", "| constraint | P@k | sensitivity |", "|---|---:|---:|"]
