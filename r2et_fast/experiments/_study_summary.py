@@ -127,27 +127,28 @@ def correlation(records: list[dict], resamples: int, seed: int) -> dict:
     return out
 
 
-def constrained(per_seed: list[list[dict]], resamples: int, seed: int) -> list[dict]:
-    """Each constraint handler's P@k and sensitivity over seeds (one row list per seed)."""
+def _rows(per_seed: list[list[dict]], labels: tuple[str, ...], sampled: str, samples: str, plain: str,
+          resamples: int, seed: int) -> list[dict]:
+    """Row lists of several seeds (the same rows in the same order) as one: the ``labels`` kept from
+    the first seed, ``sampled`` with its interval (from each row's ``samples``), ``plain`` without."""
     rows = []
     for i, first in enumerate(per_seed[0]):
         mine = [rows_of_seed[i] for rows_of_seed in per_seed]
-        samples = [r.get("per_sample_precision_at_k") for r in mine]
-        rows.append({"constraint": first["constraint"],
-                     "precision_at_k": stat([r["precision_at_k"] for r in mine],
-                                            None if None in samples else samples, resamples, seed),
-                     "sensitivity": stat([r["sensitivity"] for r in mine], None, 0, seed)})
+        found = [r.get(samples) for r in mine]
+        per_sample = None if None in found else found
+        rows.append({**{key: first[key] for key in labels},
+                     sampled: stat([r[sampled] for r in mine], per_sample, resamples, seed),
+                     plain: stat([r[plain] for r in mine], None, 0, seed)})
     return rows
+
+
+def constrained(per_seed: list[list[dict]], resamples: int, seed: int) -> list[dict]:
+    """Each constraint handler's P@k and sensitivity over seeds (one row list per seed)."""
+    return _rows(per_seed, ("constraint",), "precision_at_k", "per_sample_precision_at_k", "sensitivity",
+                 resamples, seed)
 
 
 def k_grid(per_seed: list[list[dict]], resamples: int, seed: int) -> list[dict]:
     """The k / k' grid over seeds: one row per (method, k, k'), in the first seed's order."""
-    rows = []
-    for i, first in enumerate(per_seed[0]):
-        mine = [rows_of_seed[i] for rows_of_seed in per_seed]
-        samples = [r.get("per_sample") for r in mine]
-        rows.append({"method": first["method"], "k": first["k"], "n_pairs": first["n_pairs"],
-                     "precision_at_k_erattack": stat([r["precision_at_k_erattack"] for r in mine],
-                                                     None if None in samples else samples, resamples, seed),
-                     "cauc": stat([r["cauc"] for r in mine], None, 0, seed)})
-    return rows
+    return _rows(per_seed, ("method", "k", "n_pairs"), "precision_at_k_erattack", "per_sample", "cauc",
+                 resamples, seed)
